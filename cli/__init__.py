@@ -1,0 +1,1 @@
+"""The xpann command line: Click commands over the public xpann API."""

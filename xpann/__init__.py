@@ -1,0 +1,33 @@
+"""xpann: neural networks for tabular data, written once over NumPy (CPU) and CuPy (GPU)."""
+
+from . import activations, callbacks, datasets, initializers, layers, losses, metrics, optimizers, schedules
+from ._version import __version__
+from .backend import (
+    BackendUnavailableError,
+    available_backends,
+    get_backend,
+    set_backend,
+    use_backend,
+)
+from .io import load_model
+from .model import Sequential
+
+__all__ = [
+    "BackendUnavailableError",
+    "Sequential",
+    "__version__",
+    "activations",
+    "available_backends",
+    "callbacks",
+    "datasets",
+    "get_backend",
+    "initializers",
+    "layers",
+    "load_model",
+    "losses",
+    "metrics",
+    "optimizers",
+    "schedules",
+    "set_backend",
+    "use_backend",
+]

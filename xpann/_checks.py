@@ -1,0 +1,46 @@
+"""Argument checks shared by the numeric classes: each raises ValueError saying what is allowed."""
+
+import math
+
+
+def _number(name, value):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}.") from None
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {value!r}.")
+    return number
+
+
+def positive(name, value):
+    number = _number(name, value)
+    if number <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
+    return number
+
+
+def non_negative(name, value):
+    number = _number(name, value)
+    if number < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
+    return number
+
+
+def positive_or_none(name, value):
+    return None if value is None else positive(name, value)
+
+
+def fraction(name, value, high_inclusive=False):
+    """A number in [0, 1), or [0, 1] when ``high_inclusive``."""
+    number = _number(name, value)
+    if not (0 <= number <= 1 if high_inclusive else 0 <= number < 1):
+        raise ValueError(f"{name} must be in [0, {'1]' if high_inclusive else '1)'}, got {value!r}.")
+    return number
+
+
+def positive_int(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer() \
+            or value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}.")
+    return int(value)

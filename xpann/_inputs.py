@@ -1,0 +1,78 @@
+"""Checks and converts user data at the API boundary: once per call, never per batch."""
+
+def _as_array(backend, value, what):
+    if backend.is_array(value):
+        return value
+    try:
+        return backend.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{what} must be a numeric array or array-like ({error}).") from None
+
+
+def _check_numeric_and_finite(backend, array, what):
+    if array.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{what} must hold numbers, but its dtype is {array.dtype}; encode text columns as numbers first."
+        )
+    if array.dtype.kind == "f" and not bool(backend.xp.isfinite(array).all()):
+        raise ValueError(f"{what} contains NaN or infinite values; impute or drop them first.")
+
+
+def features(backend, x, dtype, expected_width=None, what="x"):
+    """``x`` as a 2-D device array of ``dtype`` with ``expected_width`` columns."""
+    array = _as_array(backend, x, what)
+    _check_numeric_and_finite(backend, array, what)
+    if array.ndim != 2:
+        hint = " Reshape a single feature with x.reshape(-1, 1)." if array.ndim == 1 else ""
+        raise ValueError(f"{what} must be 2-D (samples, features), got shape {tuple(array.shape)}.{hint}")
+    if array.shape[0] == 0:
+        raise ValueError(f"{what} has no samples.")
+    if expected_width is not None and array.shape[1] != expected_width:
+        raise ValueError(
+            f"{what} has {array.shape[1]} features but the model expects {expected_width}."
+        )
+    return backend.asarray(array, dtype=dtype)
+
+
+def targets(backend, y, loss, output_width, dtype, what="y"):
+    """``y`` shaped for ``loss``: integer labels in [0, output_width) for a sparse loss,
+    otherwise (samples, output_width) values of ``dtype``."""
+    array = _as_array(backend, y, what)
+    _check_numeric_and_finite(backend, array, what)
+    xp = backend.xp
+    if loss.sparse_targets:
+        if array.ndim == 2 and array.shape[1] == 1:
+            array = array[:, 0]
+        if array.ndim != 1:
+            raise ValueError(
+                f"{what} for {loss.name} must be 1-D integer class labels, got shape {tuple(array.shape)}; "
+                "for one-hot targets use categorical_crossentropy."
+            )
+        if array.dtype.kind == "f" and not bool((array == xp.floor(array)).all()):
+            raise ValueError(f"{what} for {loss.name} must hold whole-number class labels.")
+        low, high = float(array.min()), float(array.max())
+        if low < 0 or high >= output_width:
+            raise ValueError(
+                f"{what} holds labels from {low:g} to {high:g}, but the output layer has "
+                f"{output_width} units, so labels must be in [0, {output_width})."
+            )
+        return backend.asarray(array, dtype="int64")
+    if array.ndim == 1 and output_width == 1:
+        array = array.reshape(-1, 1)
+    if array.ndim != 2 or array.shape[1] != output_width:
+        hint = ""
+        if array.ndim == 1 and loss.name == "categorical_crossentropy":
+            hint = " For integer class labels use sparse_categorical_crossentropy."
+        raise ValueError(
+            f"{what} has shape {tuple(array.shape)} but the model outputs {output_width} value(s) "
+            f"per sample, so {what} must have shape (samples, {output_width}).{hint}"
+        )
+    if loss.name == "binary_crossentropy":
+        if float(array.min()) < 0 or float(array.max()) > 1:
+            raise ValueError(f"{what} for binary_crossentropy must hold values in [0, 1] (0/1 labels).")
+    return backend.asarray(array, dtype=dtype)
+
+
+def same_length(x, y, what_x="x", what_y="y"):
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"{what_x} has {x.shape[0]} samples but {what_y} has {y.shape[0]}; they must match.")

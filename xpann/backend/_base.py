@@ -1,0 +1,72 @@
+"""The backend object: one array module, its device, and the few ops that differ."""
+
+import numpy
+
+
+class BackendUnavailableError(RuntimeError):
+    """A backend was asked for that cannot run here; the message says why and how to fix it."""
+
+
+class Backend:
+    """An array module (``xp``) plus host<->device transfer and seeded draws.
+
+    Subclasses override only what differs between array modules.
+    """
+
+    name = "base"
+
+    def __init__(self, xp):
+        self.xp = xp
+
+    def __repr__(self):
+        return f"<xpann backend {self.name!r} on {self.device}>"
+
+    @property
+    def device(self):
+        return "cpu"
+
+    def device_info(self):
+        """Plain facts about the device, for reports."""
+        return {"backend": self.name, "device": self.device}
+
+    def is_array(self, value):
+        """True for an array that already lives on this backend."""
+        return isinstance(value, self.xp.ndarray)
+
+    def asarray(self, value, dtype=None):
+        """``value`` (host or device) as an array of this backend."""
+        return self.xp.asarray(value, dtype=dtype)
+
+    def to_numpy(self, value):
+        """A host ``numpy.ndarray`` holding ``value``."""
+        return numpy.asarray(value)
+
+    def synchronize(self):
+        """Wait until queued device work is done (a no-op on the CPU)."""
+
+    def device_generator(self, seed):
+        """A random generator that draws on this backend's device."""
+        return self.xp.random.default_rng(seed)
+
+    def erf(self, x):
+        """The error function, elementwise."""
+        raise NotImplementedError
+
+    def fused(self, name):
+        """An optional fused kernel for ``name``, or None to use the generic path."""
+        return None
+
+
+def host_generator(seed=None):
+    """The seeded host generator from which initial weights and shuffles are drawn."""
+    return numpy.random.default_rng(seed)
+
+
+def host_full(shape, value):
+    """A float64 host array of ``shape`` filled with ``value``."""
+    return numpy.full(shape, value, dtype=numpy.float64)
+
+
+def host_array(value, dtype=None):
+    """``value`` as a host ``numpy.ndarray`` (no copy when it already is one)."""
+    return numpy.asarray(value, dtype=dtype)

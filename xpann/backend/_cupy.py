@@ -1,0 +1,83 @@
+"""The CuPy backend: imported only when asked for, usable only where a GPU works."""
+
+from ._base import Backend, BackendUnavailableError
+
+INSTALL_HINT = (
+    "Install the GPU extra that matches your CUDA driver: "
+    "pip install 'xpann[cuda12]' (CUDA 12) or pip install 'xpann[cuda13]' (CUDA 13)."
+)
+
+
+def probe_cupy():
+    """Import CuPy and touch the GPU; raise BackendUnavailableError saying why not."""
+    try:
+        import cupy
+    except ImportError as error:
+        raise BackendUnavailableError(
+            f"The cupy backend needs CuPy, which is not installed ({error}). {INSTALL_HINT}"
+        ) from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+        if count < 1:
+            raise RuntimeError("no CUDA device was found")
+        cupy.zeros(1, dtype=cupy.float32).sum()
+        cupy.cuda.Device().synchronize()
+    except Exception as error:  # CUDA raises several unrelated types here
+        raise BackendUnavailableError(
+            f"CuPy {cupy.__version__} is installed but no usable GPU was found "
+            f"({type(error).__name__}: {error}). Check the NVIDIA driver with nvidia-smi; "
+            f"{INSTALL_HINT} Use backend='numpy' to run on the CPU."
+        ) from None
+    return cupy
+
+
+class CupyBackend(Backend):
+    name = "cupy"
+
+    def __init__(self):
+        cupy = probe_cupy()
+        super().__init__(cupy)
+        from . import _cupy_kernels
+
+        self._kernels = _cupy_kernels
+        self._erf = None
+
+    @property
+    def device(self):
+        device = self.xp.cuda.Device()
+        return f"cuda:{device.id}"
+
+    def device_info(self):
+        cupy = self.xp
+        runtime = cupy.cuda.runtime
+        device = cupy.cuda.Device()
+        properties = runtime.getDeviceProperties(device.id)
+        name = properties["name"]
+        return {
+            "backend": self.name,
+            "device": self.device,
+            "gpu": name.decode() if isinstance(name, bytes) else str(name),
+            "memory_gib": round(properties["totalGlobalMem"] / 2**30, 1),
+            "cuda_runtime": runtime.runtimeGetVersion(),
+            "cuda_driver": runtime.driverGetVersion(),
+            "cupy": cupy.__version__,
+        }
+
+    def asarray(self, value, dtype=None):
+        return self.xp.asarray(value, dtype=dtype)
+
+    def to_numpy(self, value):
+        return self.xp.asnumpy(value)
+
+    def synchronize(self):
+        self.xp.cuda.Device().synchronize()
+
+    def erf(self, x):
+        if self._erf is None:
+            from cupyx.scipy.special import erf
+
+            self._erf = erf
+        return self._erf(x)
+
+    def fused(self, name):
+        return self._kernels.KERNELS.get(name)

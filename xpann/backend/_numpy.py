@@ -1,0 +1,65 @@
+"""The NumPy backend: always available, runs on the CPU."""
+
+import math
+
+import numpy
+
+from ._base import Backend
+
+
+def _erf_function():
+    try:
+        from scipy.special import erf
+    except ImportError:
+        return numpy.frompyfunc(math.erf, 1, 1)
+    return erf
+
+
+class NumpyBackend(Backend):
+    name = "numpy"
+
+    def __init__(self):
+        super().__init__(numpy)
+        self._erf = None
+
+    def asarray(self, value, dtype=None):
+        if _is_cupy_array(value):
+            value = value.get()
+        return numpy.asarray(value, dtype=dtype)
+
+    def to_numpy(self, value):
+        if _is_cupy_array(value):
+            return value.get()
+        return numpy.asarray(value)
+
+    def device_info(self):
+        info = super().device_info()
+        info["blas"] = blas_info()
+        return info
+
+    def erf(self, x):
+        if self._erf is None:
+            self._erf = _erf_function()
+        return numpy.asarray(self._erf(x), dtype=x.dtype)
+
+
+def _is_cupy_array(value):
+    return type(value).__module__.split(".")[0] == "cupy"
+
+
+def blas_info():
+    """The BLAS libraries NumPy runs on, with their thread counts."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    return [
+        {
+            "library": pool.get("internal_api"),
+            "version": pool.get("version"),
+            "threads": pool.get("num_threads"),
+            "architecture": pool.get("architecture"),
+        }
+        for pool in threadpool_info()
+        if pool.get("user_api") == "blas"
+    ]

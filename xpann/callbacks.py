@@ -1,0 +1,296 @@
+"""Callbacks: hooks into ``fit`` at the start and end of training, of each epoch and of each batch.
+
+Epoch logs hold plain floats (``loss``, metrics, and ``val_`` versions), read from the device
+once per epoch. A batch hook runs only for callbacks that define one.
+"""
+
+import math
+import sys
+import time
+import warnings
+
+from ._checks import non_negative, positive, positive_int
+from .errors import TrainingHealthWarning
+
+
+class Callback:
+    """Base class; ``self.model`` is the model being trained."""
+
+    model = None
+
+    def set_model(self, model):
+        self.model = model
+
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+    def on_epoch_begin(self, epoch, logs=None):
+        pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_train_batch_end(self, batch, logs=None):
+        pass
+
+
+class CallbackList:
+    """Calls each hook on every callback, in order; batch hooks only where overridden."""
+
+    def __init__(self, callbacks, model):
+        self.callbacks = list(callbacks)
+        for callback in self.callbacks:
+            if not isinstance(callback, Callback):
+                raise ValueError(f"callbacks must be xpann.callbacks.Callback objects, got {callback!r}.")
+            callback.set_model(model)
+        self.batch_callbacks = [
+            c for c in self.callbacks if type(c).on_train_batch_end is not Callback.on_train_batch_end
+        ]
+
+    def on_train_begin(self, logs=None):
+        for callback in self.callbacks:
+            callback.on_train_begin(logs)
+
+    def on_train_end(self, logs=None):
+        for callback in self.callbacks:
+            callback.on_train_end(logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for callback in self.callbacks:
+            callback.on_epoch_begin(epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for callback in self.callbacks:
+            callback.on_epoch_end(epoch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        for callback in self.batch_callbacks:
+            callback.on_train_batch_end(batch, logs)
+
+
+class History(Callback):
+    """``history[name]`` is the list of per-epoch values; ``epoch`` the epoch numbers (from 0)."""
+
+    def __init__(self):
+        self.history = {}
+        self.epoch = []
+
+    def on_train_begin(self, logs=None):
+        self.history = {}
+        self.epoch = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for name, value in (logs or {}).items():
+            self.history.setdefault(name, []).append(value)
+
+
+class _Monitor(Callback):
+    """Shared by the callbacks that watch one logged quantity for improvement."""
+
+    def __init__(self, monitor, mode, min_delta):
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"Unknown mode {mode!r}; valid modes are auto, min, max.")
+        self.monitor = monitor
+        self.min_delta = abs(non_negative("min_delta", min_delta))
+        if mode == "auto":
+            mode = "max" if any(word in monitor for word in ("acc", "r2")) else "min"
+        self.mode = mode
+        self._warned = False
+        self.best = None
+
+    def _current(self, logs):
+        value = (logs or {}).get(self.monitor)
+        if value is None and not self._warned:
+            self._warned = True
+            available = ", ".join(sorted(logs or {})) or "none"
+            warnings.warn(
+                f"{type(self).__name__} watches {self.monitor!r}, which is not logged "
+                f"(available: {available}); pass validation data or choose another monitor.",
+                UserWarning, stacklevel=3,
+            )
+        return value
+
+    def _improved(self, value):
+        if value is None or not math.isfinite(value):
+            return False
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+
+class EarlyStopping(_Monitor):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs;
+    with ``restore_best_weights`` the model ends with the best epoch's weights."""
+
+    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, mode="auto",
+                 restore_best_weights=False, verbose=0):
+        super().__init__(monitor, mode, min_delta)
+        self.patience = positive_int("patience", patience, minimum=0)
+        self.restore_best_weights = bool(restore_best_weights)
+        self.verbose = verbose
+
+    def on_train_begin(self, logs=None):
+        self.best = None
+        self.best_epoch = None
+        self.best_weights = None
+        self.wait = 0
+        self.stopped_epoch = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = self._current(logs)
+        if value is None:
+            return
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self.model.weights_snapshot()
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.restore_weights(self.best_weights)
+            if self.verbose:
+                print(f"Restored the weights of epoch {self.best_epoch + 1} ({self.monitor} {self.best:.4g}).")
+        if self.stopped_epoch is not None and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping.")
+
+
+class ModelCheckpoint(_Monitor):
+    """Save the model after each epoch (``filepath`` may hold ``{epoch}``), or only when
+    ``monitor`` improves with ``save_best_only``."""
+
+    def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto", verbose=0):
+        super().__init__(monitor, mode, 0.0)
+        self.filepath = str(filepath)
+        self.save_best_only = bool(save_best_only)
+        self.verbose = verbose
+
+    def on_train_begin(self, logs=None):
+        self.best = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.save_best_only:
+            value = self._current(logs)
+            if not self._improved(value):
+                return
+            self.best = value
+        path = self.filepath.format(epoch=epoch + 1, **(logs or {}))
+        self.model.save(path)
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: saved the model to {path}.")
+
+
+class ReduceLROnPlateau(_Monitor):
+    """Multiply the learning rate by ``factor`` (not below ``min_lr``) when ``monitor`` has not
+    improved for ``patience`` epochs; then wait ``cooldown`` epochs."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_delta=1e-4, cooldown=0,
+                 min_lr=0.0, mode="auto", verbose=0):
+        super().__init__(monitor, mode, min_delta)
+        self.factor = positive("factor", factor)
+        if self.factor >= 1:
+            raise ValueError(f"factor must be below 1, got {factor!r}.")
+        self.patience = positive_int("patience", patience, minimum=0)
+        self.cooldown = positive_int("cooldown", cooldown, minimum=0)
+        self.min_lr = non_negative("min_lr", min_lr)
+        self.verbose = verbose
+
+    def on_train_begin(self, logs=None):
+        if not isinstance(self.model.optimizer.learning_rate, float):
+            raise ValueError("ReduceLROnPlateau needs a float learning rate, not a schedule.")
+        self.best = None
+        self.wait = 0
+        self.cooldown_left = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = self._current(logs)
+        if value is None:
+            return
+        if self.cooldown_left > 0:
+            self.cooldown_left -= 1
+            self.wait = 0
+        if self._improved(value):
+            self.best, self.wait = value, 0
+            return
+        self.wait += 1
+        if self.wait > self.patience and self.cooldown_left == 0:
+            optimizer = self.model.optimizer
+            new_lr = max(optimizer.learning_rate * self.factor, self.min_lr)
+            if new_lr < optimizer.learning_rate:
+                optimizer.learning_rate = new_lr
+                if self.verbose:
+                    print(f"Epoch {epoch + 1}: learning rate reduced to {new_lr:.3g}.")
+            self.cooldown_left = self.cooldown
+            self.wait = 0
+
+
+class TerminateOnNaN(Callback):
+    """Stop training when an epoch's loss is NaN or infinite, and put back the weights from the
+    start of that epoch. Always on in ``fit``; the check reads the loss once per epoch."""
+
+    def on_train_begin(self, logs=None):
+        self.stopped_epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._snapshot = self.model.weights_snapshot()
+
+    def on_epoch_end(self, epoch, logs=None):
+        bad = {name: value for name, value in (logs or {}).items()
+               if name in ("loss", "val_loss") and not math.isfinite(value)}
+        if not bad:
+            return
+        self.model.restore_weights(self._snapshot)
+        self.model.stop_training = True
+        self.stopped_epoch = epoch
+        name, value = next(iter(bad.items()))
+        kept = f"the end of epoch {epoch}" if epoch else "the start of training"
+        warnings.warn(
+            f"Epoch {epoch + 1}: {name} became {value}; training stopped and the weights from {kept} "
+            "were put back. Likely cause: exploding gradients. Lower the learning rate, clip the "
+            "gradients (clipnorm=1.0) or use a smaller initialisation (he_normal or glorot_uniform).",
+            TrainingHealthWarning, stacklevel=2,
+        )
+
+
+class ProgressLogger(Callback):
+    """verbose=1: a progress bar per epoch on a terminal, else one line per epoch; verbose=2: one line."""
+
+    def __init__(self, verbose, epochs, steps, stream=None):
+        self.verbose = verbose
+        self.epochs = epochs
+        self.steps = steps
+        self.stream = stream or sys.stdout
+        self.use_bar = verbose == 1 and self.stream.isatty()
+        self._bar = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+        if self.use_bar:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=self.steps, desc=f"Epoch {epoch + 1}/{self.epochs}", unit="batch",
+                             file=self.stream, leave=True, dynamic_ncols=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._start
+        values = " - ".join(f"{name}: {value:.4f}" for name, value in (logs or {}).items())
+        if self._bar is not None:
+            self._bar.set_postfix_str(values, refresh=True)
+            self._bar.close()
+            self._bar = None
+        else:
+            print(f"Epoch {epoch + 1}/{self.epochs} - {seconds:.2f}s - {values}", file=self.stream)

@@ -1,0 +1,1 @@
+"""Small real tabular data sets shipped with xpann, and seeded synthetic generators."""

@@ -1,0 +1,192 @@
+"""Layers: forward keeps what backward needs; backward fills the parameter gradients
+(views into the model's flat gradient buffer) and returns the input gradient."""
+
+from . import activations, initializers
+from ._checks import fraction, positive_int
+
+
+class Layer:
+    """Base class. A layer is built for an input width, then attached to a backend."""
+
+    def __init__(self, name=None):
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"name must be a string, got {name!r}.")
+        self.name = name
+        self.input_dim = None
+        self.output_dim = None
+        self.backend = None
+
+    def build(self, input_dim):
+        """Fix the input width; returns the output width."""
+        self.input_dim = input_dim
+        self.output_dim = input_dim
+        return self.output_dim
+
+    def parameter_specs(self):
+        """(name, shape, initializer, fan_in, fan_out) of each trainable tensor, in weight order."""
+        return []
+
+    def attach(self, backend, dtype, parameters, gradients, device_generator):
+        """Take the backend, the views of this layer's parameters and gradients, and a device RNG."""
+        self.backend = backend
+        self.dtype = dtype
+        for name, view in parameters.items():
+            setattr(self, name, view)
+        for name, view in gradients.items():
+            setattr(self, name + "_grad", view)
+
+    def forward(self, x, training=False):
+        raise NotImplementedError
+
+    def backward(self, dy, need_input_grad=True):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"name": self.name} if self.name else {}
+
+    def __repr__(self):
+        args = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class Dense(Layer):
+    """y = activation(x @ kernel + bias), kernel (in, out), bias (out,)."""
+
+    def __init__(self, units, activation=None, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", use_bias=True, name=None):
+        super().__init__(name)
+        self.units = positive_int("units", units)
+        self.activation = activations.get(activation)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.use_bias = bool(use_bias)
+
+    def build(self, input_dim):
+        self.input_dim = input_dim
+        self.output_dim = self.units
+        return self.units
+
+    def parameter_specs(self):
+        fans = (self.input_dim, self.units)
+        specs = [("kernel", (self.input_dim, self.units), self.kernel_initializer, *fans)]
+        if self.use_bias:
+            specs.append(("bias", (self.units,), self.bias_initializer, *fans))
+        return specs
+
+    def forward(self, x, training=False):
+        z = x @ self.kernel
+        if self.use_bias:
+            z += self.bias
+        y = self.activation.forward(self.backend, z)
+        self._x, self._z, self._y = x, z, y
+        return y
+
+    @property
+    def logits(self):
+        """The pre-activation of the last forward pass."""
+        return self._z
+
+    @property
+    def output(self):
+        """The activation output of the last forward pass."""
+        return self._y
+
+    def backward(self, dy, need_input_grad=True):
+        dz = self.activation.backward(self.backend, dy, self._z, self._y)
+        return self.backward_from_logits(dz, need_input_grad)
+
+    def backward_from_logits(self, dz, need_input_grad=True):
+        """Backward from dL/dz, skipping the activation (used when the loss is fused with it)."""
+        xp = self.backend.xp
+        xp.matmul(self._x.T, dz, out=self.kernel_grad)
+        if self.use_bias:
+            dz.sum(axis=0, out=self.bias_grad)
+        return dz @ self.kernel.T if need_input_grad else None
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": activations.serialize(self.activation),
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "use_bias": self.use_bias,
+        }
+
+
+class Activation(Layer):
+    """y = activation(x), elementwise (softmax over the last axis)."""
+
+    def __init__(self, activation, name=None):
+        super().__init__(name)
+        self.activation = activations.get(activation)
+
+    def forward(self, x, training=False):
+        y = self.activation.forward(self.backend, x)
+        self._x, self._y = x, y
+        return y
+
+    @property
+    def logits(self):
+        """The input of the last forward pass."""
+        return self._x
+
+    @property
+    def output(self):
+        return self._y
+
+    def backward(self, dy, need_input_grad=True):
+        return self.activation.backward(self.backend, dy, self._x, self._y)
+
+    def backward_from_logits(self, dz, need_input_grad=True):
+        """The gradient with respect to the input is the given dL/dz."""
+        return dz
+
+    def get_config(self):
+        return {**super().get_config(), "activation": activations.serialize(self.activation)}
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training y = x * mask / (1 - rate), mask ~ Bernoulli(1 - rate); else y = x."""
+
+    def __init__(self, rate, name=None):
+        super().__init__(name)
+        self.rate = fraction("rate", rate)
+
+    def attach(self, backend, dtype, parameters, gradients, device_generator):
+        super().attach(backend, dtype, parameters, gradients, device_generator)
+        self._generator = device_generator
+
+    def forward(self, x, training=False):
+        if not training or self.rate == 0:
+            self._mask = None
+            return x
+        keep = self._generator.random(x.shape, dtype=x.dtype) >= self.rate
+        self._mask = keep * x.dtype.type(1 / (1 - self.rate))
+        return x * self._mask
+
+    def backward(self, dy, need_input_grad=True):
+        return dy if self._mask is None else dy * self._mask
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate}
+
+
+LAYERS = {cls.__name__: cls for cls in (Dense, Activation, Dropout)}
+
+
+def deserialize(config):
+    """A layer from ``{"class_name": ..., "config": ...}``."""
+    name = config.get("class_name") if isinstance(config, dict) else None
+    if name not in LAYERS:
+        raise ValueError(f"Unknown layer class {name!r}; valid classes are {', '.join(sorted(LAYERS))}.")
+    options = dict(config.get("config", {}))
+    for key in ("activation", "kernel_initializer", "bias_initializer"):
+        if isinstance(options.get(key), dict):
+            module = activations if key == "activation" else initializers
+            options[key] = module.deserialize(options[key])
+    return LAYERS[name](**options)
+
+
+def serialize(layer):
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}

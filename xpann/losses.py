@@ -1,0 +1,233 @@
+"""Losses reduced to a mean over the batch, each with its gradient.
+
+``value_and_grad(backend, y_true, y_pred)`` returns the loss as a 0-d device array (no host
+sync) and dL/dy_pred. The cross-entropies also offer ``logits_value_and_grad``: the loss of
+``activation(logits)`` and its gradient with respect to the logits, fused and stable for any
+logits, which a model uses when its output layer ends in the matching softmax or sigmoid.
+"""
+
+from . import activations
+from ._checks import positive
+from ._registry import Registry
+from .backend import get_backend
+
+EPSILON = 1e-7
+
+
+class Loss:
+    """Base class. ``sparse_targets`` is True when y_true holds class indices, not values."""
+
+    name = "loss"
+    sparse_targets = False
+    output_activation = None
+
+    def __call__(self, y_true, y_pred):
+        """The loss as a Python float, on the backend in force."""
+        backend = get_backend()
+        y_pred = backend.asarray(y_pred)
+        if not y_pred.dtype.kind == "f":
+            y_pred = y_pred.astype("float64")
+        y_true = backend.asarray(y_true)
+        if not self.sparse_targets:
+            y_true = y_true.astype(y_pred.dtype).reshape(y_pred.shape)
+        return float(self.value_and_grad(backend, y_true, y_pred)[0])
+
+    def value_and_grad(self, backend, y_true, y_pred):
+        raise NotImplementedError
+
+    def fuses_with(self, activation):
+        """True when this loss on ``activation``'s output is better computed from its logits."""
+        return (
+            self.output_activation is not None
+            and not getattr(self, "from_logits", True)
+            and isinstance(activation, self.output_activation)
+        )
+
+    def get_config(self):
+        return {}
+
+    def __repr__(self):
+        args = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class MeanSquaredError(Loss):
+    """mean((y_pred - y_true)^2); grad 2 r / size."""
+
+    name = "mean_squared_error"
+
+    def value_and_grad(self, backend, y_true, y_pred):
+        r = y_pred - y_true
+        return (r * r).mean(), r * (2.0 / r.size)
+
+
+class MeanAbsoluteError(Loss):
+    """mean(|y_pred - y_true|); grad sign(r) / size."""
+
+    name = "mean_absolute_error"
+
+    def value_and_grad(self, backend, y_true, y_pred):
+        r = y_pred - y_true
+        return backend.xp.abs(r).mean(), backend.xp.sign(r) * (1.0 / r.size)
+
+
+class RootMeanSquaredError(Loss):
+    """sqrt(mean(r^2)); grad r / (size * loss), 0 where the loss is 0."""
+
+    name = "root_mean_squared_error"
+
+    def value_and_grad(self, backend, y_true, y_pred):
+        xp = backend.xp
+        r = y_pred - y_true
+        loss = xp.sqrt((r * r).mean())
+        tiny = xp.finfo(r.dtype).tiny
+        return loss, r / (r.size * xp.maximum(loss, tiny))
+
+
+class Huber(Loss):
+    """mean(0.5 r^2 where |r| <= delta, else delta (|r| - delta/2)); grad clip(r, -delta, delta) / size."""
+
+    name = "huber"
+
+    def __init__(self, delta=1.0):
+        self.delta = positive("delta", delta)
+
+    def value_and_grad(self, backend, y_true, y_pred):
+        xp = backend.xp
+        r = y_pred - y_true
+        a = xp.abs(r)
+        d = self.delta
+        loss = xp.where(a <= d, 0.5 * r * r, d * (a - 0.5 * d)).mean()
+        return loss, xp.clip(r, -d, d) * (1.0 / r.size)
+
+    def get_config(self):
+        return {"delta": self.delta}
+
+
+class _CrossEntropy(Loss):
+    def __init__(self, from_logits=False):
+        if not isinstance(from_logits, bool):
+            raise ValueError(f"from_logits must be True or False, got {from_logits!r}.")
+        self.from_logits = from_logits
+
+    def value_and_grad(self, backend, y_true, y_pred):
+        if self.from_logits:
+            return self.logits_value_and_grad(backend, y_true, y_pred)
+        return self.probabilities_value_and_grad(backend, y_true, y_pred)
+
+    def get_config(self):
+        return {"from_logits": self.from_logits}
+
+
+def _clipped(xp, p):
+    """p clipped to [EPSILON, 1 - EPSILON] and the mask of entries left as they were."""
+    return xp.clip(p, EPSILON, 1 - EPSILON), (p > EPSILON) & (p < 1 - EPSILON)
+
+
+def _log_softmax(xp, z):
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+class BinaryCrossentropy(_CrossEntropy):
+    """-mean(y log p + (1 - y) log(1 - p)), p = sigmoid(z) from logits;
+    from logits: mean(max(z, 0) - z y + log1p(exp(-|z|))), grad (sigmoid(z) - y) / size."""
+
+    name = "binary_crossentropy"
+    output_activation = activations.Sigmoid
+
+    def probabilities_value_and_grad(self, backend, y_true, y_pred):
+        xp = backend.xp
+        p, inside = _clipped(xp, y_pred)
+        loss = -(y_true * xp.log(p) + (1 - y_true) * xp.log(1 - p)).mean()
+        grad = xp.where(inside, (p - y_true) / (p * (1 - p)), 0) * (1.0 / p.size)
+        return loss, grad
+
+    def logits_value_and_grad(self, backend, y_true, logits):
+        xp = backend.xp
+        z = logits
+        loss = (xp.maximum(z, 0) - z * y_true + xp.log1p(xp.exp(-xp.abs(z)))).mean()
+        return loss, (activations.sigmoid(xp, z) - y_true) * (1.0 / z.size)
+
+
+class CategoricalCrossentropy(_CrossEntropy):
+    """-mean over samples of sum_k y_k log p_k with one-hot (or soft) targets;
+    from logits p = softmax(z) and grad (sum_k y_k) softmax(z) - y, over the batch size."""
+
+    name = "categorical_crossentropy"
+    output_activation = activations.Softmax
+
+    def probabilities_value_and_grad(self, backend, y_true, y_pred):
+        xp = backend.xp
+        n = y_pred.shape[0]
+        p, inside = _clipped(xp, y_pred)
+        loss = -(y_true * xp.log(p)).sum() / n
+        return loss, xp.where(inside, -y_true / p, 0) * (1.0 / n)
+
+    def logits_value_and_grad(self, backend, y_true, logits):
+        xp = backend.xp
+        n = logits.shape[0]
+        log_p = _log_softmax(xp, logits)
+        loss = -(y_true * log_p).sum() / n
+        grad = xp.exp(log_p) * y_true.sum(axis=-1, keepdims=True) - y_true
+        return loss, grad * (1.0 / n)
+
+
+class SparseCategoricalCrossentropy(_CrossEntropy):
+    """-mean_i log p[i, label_i] with integer labels; from logits grad (softmax(z) - onehot) / n."""
+
+    name = "sparse_categorical_crossentropy"
+    sparse_targets = True
+    output_activation = activations.Softmax
+
+    def probabilities_value_and_grad(self, backend, y_true, y_pred):
+        xp = backend.xp
+        n = y_pred.shape[0]
+        rows = xp.arange(n)
+        p_label = y_pred[rows, y_true]
+        p, inside = _clipped(xp, p_label)
+        loss = -xp.log(p).mean()
+        grad = xp.zeros_like(y_pred)
+        grad[rows, y_true] = xp.where(inside, -1 / p, 0) * (1.0 / n)
+        return loss, grad
+
+    def logits_value_and_grad(self, backend, y_true, logits):
+        xp = backend.xp
+        n = logits.shape[0]
+        rows = xp.arange(n)
+        log_p = _log_softmax(xp, logits)
+        loss = -log_p[rows, y_true].mean()
+        grad = xp.exp(log_p)
+        grad[rows, y_true] -= 1
+        return loss, grad * (1.0 / n)
+
+
+LOSSES = Registry(
+    "loss",
+    {
+        "mean_squared_error": MeanSquaredError,
+        "mse": MeanSquaredError,
+        "mean_absolute_error": MeanAbsoluteError,
+        "mae": MeanAbsoluteError,
+        "root_mean_squared_error": RootMeanSquaredError,
+        "rmse": RootMeanSquaredError,
+        "huber": Huber,
+        "binary_crossentropy": BinaryCrossentropy,
+        "categorical_crossentropy": CategoricalCrossentropy,
+        "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    },
+    base=Loss,
+)
+
+
+def get(identifier):
+    """A Loss from a name or an instance."""
+    return LOSSES.get(identifier)
+
+
+def serialize(loss):
+    return LOSSES.serialize(loss)
+
+
+def deserialize(config):
+    return LOSSES.deserialize(config)

@@ -1,0 +1,375 @@
+"""Sequential: a stack of layers with compile, fit, evaluate, predict and weight access.
+
+The data go to the device once per call and batches are sliced there. Inside an epoch
+nothing is read back to the host: losses and metrics are summed on the device and read once
+at the epoch's end.
+"""
+
+import math
+
+from . import _inputs, callbacks as callbacks_module, layers as layers_module, losses, optimizers
+from . import metrics as metrics_module
+from ._checks import fraction, positive_int
+from .backend import host_array, host_generator, resolve_backend
+from .backend._registry import BACKEND_NAMES
+from .parameters import ParameterBuffer
+
+DTYPES = ("float32", "float64")
+EVALUATION_BATCH = 8192
+
+
+class Sequential:
+    """Layers applied in order. With ``input_dim`` the weights exist at once, else at the first fit.
+
+    ``seed`` fixes the initial weights (drawn on the host, alike on every backend), the shuffles
+    and the dropout masks; ``backend`` pins the model to "numpy", "cupy" or "auto".
+    """
+
+    def __init__(self, layers=None, input_dim=None, seed=None, backend=None, dtype="float32", name=None):
+        if backend is not None and isinstance(backend, str) and backend.lower() not in BACKEND_NAMES:
+            raise ValueError(f"Unknown backend {backend!r}; valid names are {', '.join(BACKEND_NAMES)}.")
+        if str(dtype) not in DTYPES:
+            raise ValueError(f"Unknown dtype {dtype!r}; valid dtypes are {', '.join(DTYPES)}.")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"seed must be a whole number >= 0 or None, got {seed!r}.")
+        self._parameters = None
+        self.layers = []
+        for layer in layers or []:
+            self.add(layer)
+        self.seed = seed
+        self.dtype = str(dtype)
+        self.name = name or "sequential"
+        self.metadata = {}
+        self.optimizer = None
+        self.loss = None
+        self.metrics = []
+        self.metric_names = []
+        self.history = None
+        self.stop_training = False
+        self._backend_choice = backend
+        self._backend = None
+        self._rng = host_generator(seed)
+        if input_dim is not None:
+            self.build(input_dim)
+
+    # ----- structure -------------------------------------------------------------------------
+
+    def add(self, layer):
+        if not isinstance(layer, layers_module.Layer):
+            raise ValueError(f"Sequential takes xpann layers, got {layer!r}.")
+        if self.built:
+            raise ValueError("Layers cannot be added after the model is built.")
+        self.layers.append(layer)
+
+    @property
+    def built(self):
+        return self._parameters is not None
+
+    @property
+    def backend(self):
+        """The Backend object the model runs on (resolved when the model is built)."""
+        return self._backend if self._backend is not None else resolve_backend(self._backend_choice)
+
+    @property
+    def input_dim(self):
+        return self.layers[0].input_dim if self.built else None
+
+    @property
+    def output_dim(self):
+        return self.layers[-1].output_dim if self.built else None
+
+    def build(self, input_dim):
+        """Create the weights for inputs of ``input_dim`` features."""
+        if not self.layers:
+            raise ValueError("The model has no layers; add at least one Dense layer.")
+        input_dim = positive_int("input_dim", input_dim)
+        backend = resolve_backend(self._backend_choice)
+        width = input_dim
+        for layer in self.layers:
+            width = layer.build(width)
+        parameters = ParameterBuffer(backend, self.dtype, self.layers)
+        parameters.initialize(self._rng)
+        device_generator = backend.device_generator(int(self._rng.integers(2**63)))
+        for index, layer in enumerate(self.layers):
+            layer.attach(backend, self.dtype, parameters.layer_views(parameters.data, index),
+                         parameters.layer_views(parameters.grad, index), device_generator)
+        self._backend = backend
+        self._parameters = parameters
+        self._first_trainable = next(
+            (i for i, layer in enumerate(self.layers) if layer.parameter_specs()), len(self.layers))
+        if self.optimizer is not None:
+            self.optimizer.build(backend, parameters.data)
+
+    def _require_built(self, what):
+        if not self.built:
+            raise ValueError(f"The model has no weights yet; give input_dim or call fit before {what}.")
+
+    def count_params(self):
+        self._require_built("count_params")
+        return self._parameters.size
+
+    def layer_names(self):
+        """A unique name per layer: its own, or class name and position (dense_1, dropout_2...)."""
+        return [layer.name or f"{type(layer).__name__.lower()}_{i + 1}" for i, layer in enumerate(self.layers)]
+
+    def summary(self, print_fn=print):
+        """Print a table of the layers, their output widths and parameter counts."""
+        rows = [("Layer", "Output", "Params")]
+        total = 0
+        for name, layer in zip(self.layer_names(), self.layers):
+            count = sum(math.prod(spec[1]) for spec in layer.parameter_specs()) if self.built else 0
+            total += count
+            detail = f" ({layer.activation.name})" if hasattr(layer, "activation") else ""
+            rows.append((name + detail, str(layer.output_dim) if self.built else "?", str(count)))
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        lines = [f"Model: {self.name} (backend {self.backend.name}, {self.dtype})"]
+        for row in rows:
+            lines.append(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}")
+        lines.append(f"Total parameters: {total}")
+        print_fn("\n".join(lines))
+
+    # ----- training set-up -------------------------------------------------------------------
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
+        """Choose the optimizer (name or object), the loss (name or object) and metric names."""
+        if loss is None:
+            raise ValueError(f"compile needs a loss; valid names are {', '.join(losses.LOSSES.names())}.")
+        self.optimizer = optimizers.get(optimizer)
+        self.loss = losses.get(loss)
+        if isinstance(metrics, str):
+            metrics = [metrics]
+        self.metric_names = list(metrics or [])
+        self.metrics = [metrics_module.get(name, self.loss) for name in self.metric_names]
+        if self.built:
+            self.optimizer.build(self._backend, self._parameters.data)
+
+    def _require_compiled(self, what):
+        if self.loss is None:
+            raise ValueError(f"Call compile(optimizer=..., loss=...) before {what}.")
+
+    @property
+    def _fused_output(self):
+        """True when the loss is computed from the last layer's logits (softmax/sigmoid + CE)."""
+        last = self.layers[-1]
+        return hasattr(last, "backward_from_logits") and self.loss.fuses_with(last.activation)
+
+    # ----- the training step -----------------------------------------------------------------
+
+    def _forward(self, x, training):
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def _loss_and_gradient(self, y, output):
+        """The batch loss (device scalar) and the gradient to start backward from."""
+        backend = self._backend
+        if self._fused_output:
+            return self.loss.logits_value_and_grad(backend, y, self.layers[-1].logits)
+        return self.loss.value_and_grad(backend, y, output)
+
+    def _backward(self, grad):
+        last = len(self.layers) - 1
+        stop = self._first_trainable
+        if self._fused_output:
+            grad = self.layers[last].backward_from_logits(grad, need_input_grad=last > stop)
+            last -= 1
+        for index in range(last, stop - 1, -1):
+            grad = self.layers[index].backward(grad, need_input_grad=index > stop)
+
+    def _train_step(self, x, y):
+        output = self._forward(x, training=True)
+        loss, grad = self._loss_and_gradient(y, output)
+        self._backward(grad)
+        parameters = self._parameters
+        self.optimizer.apply(parameters.data, parameters.grad, parameters.segments)
+        return loss, output
+
+    def compute_gradients(self, x, y):
+        """The loss and the gradient of every weight tensor for one batch, without updating
+        (training-mode forward, so dropout is applied). Returns (loss float, [numpy arrays])."""
+        self._require_compiled("compute_gradients")
+        x, y = self._prepare(x, y)
+        loss, grad = self._loss_and_gradient(y, self._forward(x, training=True))
+        self._backward(grad)
+        backend = self._backend
+        return float(loss), [backend.to_numpy(g).copy() for g in self._parameters.tensors(self._parameters.grad)]
+
+    def _prepare(self, x, y=None):
+        """Check, convert and upload x (and y); build the model on first sight of the data."""
+        x = _inputs.features(self.backend, x, self.dtype, self.input_dim)
+        if not self.built:
+            self.build(x.shape[1])
+        backend = self._backend
+        if y is None:
+            return x
+        y = _inputs.targets(backend, y, self.loss, self.output_dim, self.dtype)
+        _inputs.same_length(x, y)
+        return x, y
+
+    def train_on_batch(self, x, y):
+        """One forward, backward and update on exactly this batch; returns the loss before the update."""
+        self._require_compiled("train_on_batch")
+        x, y = self._prepare(x, y)
+        loss, _ = self._train_step(x, y)
+        return float(loss)
+
+    def fit(self, x, y, epochs=1, batch_size=32, verbose=1, callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True):
+        """Train for ``epochs`` passes over (x, y); ``batch_size=None`` is full-batch gradient descent.
+
+        ``validation_split`` holds out the last fraction of the samples (before shuffling).
+        Returns the History callback: ``history.history["loss"]`` has one float per epoch.
+        """
+        self._require_compiled("fit")
+        epochs = positive_int("epochs", epochs, minimum=0)
+        validation_split = fraction("validation_split", validation_split)
+        x, y = self._prepare(x, y)
+        validation = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (x_val, y_val).")
+            validation = self._prepare(*validation_data)
+        elif validation_split:
+            split = int(x.shape[0] * (1 - validation_split))
+            if split < 1 or split == x.shape[0]:
+                raise ValueError(
+                    f"validation_split={validation_split} leaves no samples for "
+                    f"{'training' if split < 1 else 'validation'} out of {x.shape[0]}."
+                )
+            x, y, validation = x[:split], y[:split], (x[split:], y[split:])
+        n = x.shape[0]
+        batch_size = n if batch_size is None else min(positive_int("batch_size", batch_size), n)
+        steps = math.ceil(n / batch_size)
+
+        self.history = callbacks_module.History()
+        given = list(callbacks or [])
+        extra = [] if any(isinstance(c, callbacks_module.TerminateOnNaN) for c in given) else [
+            callbacks_module.TerminateOnNaN()]
+        progress = [callbacks_module.ProgressLogger(verbose, epochs, steps)] if verbose else []
+        callback_list = callbacks_module.CallbackList([self.history, *extra, *given, *progress], self)
+        if not self.optimizer.built:
+            self.optimizer.build(self._backend, self._parameters.data)
+
+        xp = self._backend.xp
+        self.stop_training = False
+        callback_list.on_train_begin()
+        for epoch in range(epochs):
+            callback_list.on_epoch_begin(epoch)
+            if shuffle:
+                order = self._backend.asarray(self._rng.permutation(n))
+                x_epoch, y_epoch = xp.take(x, order, axis=0), xp.take(y, order, axis=0)
+            else:
+                x_epoch, y_epoch = x, y
+            loss_sum = None
+            for metric in self.metrics:
+                metric.reset()
+            for step in range(steps):
+                start = step * batch_size
+                xb, yb = x_epoch[start:start + batch_size], y_epoch[start:start + batch_size]
+                loss, output = self._train_step(xb, yb)
+                weighted = loss * xb.shape[0]
+                loss_sum = weighted if loss_sum is None else loss_sum + weighted
+                for metric in self.metrics:
+                    metric.update(self._backend, yb, output)
+                callback_list.on_train_batch_end(step)
+            logs = {"loss": float(loss_sum) / n}
+            logs.update({metric.name: metric.result() for metric in self.metrics})
+            if validation is not None:
+                logs.update({f"val_{k}": v for k, v in self._evaluate_arrays(*validation).items()})
+            callback_list.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        callback_list.on_train_end()
+        return self.history
+
+    # ----- inference -------------------------------------------------------------------------
+
+    def _evaluate_arrays(self, x, y, batch_size=None):
+        batch_size = batch_size or EVALUATION_BATCH
+        total = None
+        for metric in self.metrics:
+            metric.reset()
+        for start in range(0, x.shape[0], batch_size):
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            output = self._forward(xb, training=False)
+            loss, _ = self._loss_and_gradient(yb, output)
+            weighted = loss * xb.shape[0]
+            total = weighted if total is None else total + weighted
+            for metric in self.metrics:
+                metric.update(self._backend, yb, output)
+        results = {"loss": float(total) / x.shape[0]}
+        results.update({metric.name: metric.result() for metric in self.metrics})
+        return results
+
+    def evaluate(self, x, y, batch_size=None, verbose=0):
+        """The loss and metrics on (x, y) as a dict of floats."""
+        self._require_compiled("evaluate")
+        x, y = self._prepare(x, y)
+        batch_size = None if batch_size is None else positive_int("batch_size", batch_size)
+        results = self._evaluate_arrays(x, y, batch_size)
+        if verbose:
+            print(" - ".join(f"{name}: {value:.4f}" for name, value in results.items()))
+        return results
+
+    def predict(self, x, batch_size=None):
+        """The model's outputs for x as a host numpy array, whatever the backend."""
+        self._require_built("predict")
+        x = self._prepare(x)
+        batch_size = EVALUATION_BATCH if batch_size is None else positive_int("batch_size", batch_size)
+        parts = [self._forward(x[start:start + batch_size], training=False).copy()
+                 for start in range(0, x.shape[0], batch_size)]
+        output = parts[0] if len(parts) == 1 else self._backend.xp.concatenate(parts)
+        return self._backend.to_numpy(output)
+
+    # ----- weights ---------------------------------------------------------------------------
+
+    def get_weights(self):
+        """[kernel_1, bias_1, kernel_2, bias_2, ...] as host numpy arrays (copies)."""
+        self._require_built("get_weights")
+        backend = self._backend
+        return [backend.to_numpy(view).copy() for view in self._parameters.tensors(self._parameters.data)]
+
+    def set_weights(self, weights):
+        """Set every weight from a list in get_weights' layout; a wrong shape names the layer."""
+        self._require_built("set_weights")
+        weights = list(weights)
+        entries = self._parameters.entries
+        if len(weights) != len(entries):
+            raise ValueError(f"set_weights needs {len(entries)} arrays (kernel and bias per Dense layer), "
+                             f"got {len(weights)}.")
+        names = self.layer_names()
+        for value, (index, tensor, shape, *_) in zip(weights, entries):
+            got = tuple(value.shape if hasattr(value, "shape") else host_array(value).shape)
+            if got != tuple(shape):
+                raise ValueError(f"Layer {names[index]!r}: {tensor} must have shape {tuple(shape)}, got {got}.")
+        self._parameters.assign(weights)
+
+    def weights_snapshot(self):
+        """A device copy of all weights, for restore_weights."""
+        self._require_built("weights_snapshot")
+        return self._parameters.data.copy()
+
+    def restore_weights(self, snapshot):
+        self._parameters.data[...] = snapshot
+
+    @property
+    def parameters(self):
+        """The flat parameter buffer (data, grad, segments), for optimizers and diagnostics."""
+        return self._parameters
+
+    # ----- persistence -----------------------------------------------------------------------
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "seed": self.seed,
+            "input_dim": self.input_dim,
+            "layers": [layers_module.serialize(layer) for layer in self.layers],
+        }
+
+    def save(self, path):
+        """Write the model to ``path`` (.npz) atomically; no pickle inside."""
+        from .io import save_model
+
+        save_model(self, path)

@@ -1,0 +1,378 @@
+"""Optimizers with torch.optim's update rules over one flat parameter buffer.
+
+An optimizer is built once beside the parameters (its state lives on their device, one flat
+array per slot), then ``apply(params, grads)`` makes one step: clipping of the loss gradient,
+then L2 weight decay ``g += wd * p`` (decoupled in AdamW), then the rule's ``update_step``.
+Full-batch GD, SGD and mini-batch descent are one rule; batching belongs to the training loop.
+"""
+
+import math
+
+from . import schedules
+from ._checks import fraction, non_negative, positive_or_none
+from ._registry import Registry
+
+
+class Optimizer:
+    """Base class: learning rate (float or schedule), weight decay and gradient clipping."""
+
+    name = "optimizer"
+    slot_names = ()
+
+    def __init__(self, learning_rate, weight_decay=0.0, clipnorm=None, global_clipnorm=None,
+                 clipvalue=None):
+        self.learning_rate = schedules.check_learning_rate(learning_rate)
+        self.weight_decay = non_negative("weight_decay", weight_decay)
+        given = [name for name, value in (("clipnorm", clipnorm), ("global_clipnorm", global_clipnorm),
+                                          ("clipvalue", clipvalue)) if value is not None]
+        if len(given) > 1:
+            raise ValueError(f"Give at most one of clipnorm, global_clipnorm and clipvalue, not {' and '.join(given)}.")
+        self.clipnorm = positive_or_none("clipnorm", clipnorm)
+        self.global_clipnorm = positive_or_none("global_clipnorm", global_clipnorm)
+        self.clipvalue = positive_or_none("clipvalue", clipvalue)
+        self.iterations = 0
+        self.slots = {}
+        self._xp = None
+
+    def build(self, backend, params):
+        """Allocate the state beside ``params`` (a flat array); called once before the first step."""
+        xp = backend.xp
+        self._xp = xp
+        self.slots = {name: xp.zeros_like(params) for name in self.slot_names}
+        self._scratch = xp.empty_like(params)
+        self.iterations = 0
+
+    @property
+    def built(self):
+        return self._xp is not None
+
+    def current_learning_rate(self):
+        """The learning rate for the next step (a schedule is read at ``iterations``)."""
+        if isinstance(self.learning_rate, schedules.LearningRateSchedule):
+            return float(self.learning_rate(self.iterations))
+        return self.learning_rate
+
+    def apply(self, params, grads, segments=()):
+        """One step on the flat ``params`` from the flat ``grads`` (used as scratch).
+
+        ``segments`` are the slices of the individual tensors, for per-tensor clipnorm.
+        """
+        lr = self.current_learning_rate()
+        self.iterations += 1
+        self.clip(grads, segments)
+        if self.weight_decay and not self.decoupled_weight_decay:
+            grads += self.weight_decay * params
+        self.update_step(params, grads, lr, self.iterations)
+
+    decoupled_weight_decay = False
+
+    def clip(self, grads, segments=()):
+        """Clip in place: g * c / max(||g||, c) per tensor or globally, or each entry to [-c, c]."""
+        xp = self._xp
+        if self.clipvalue is not None:
+            xp.clip(grads, -self.clipvalue, self.clipvalue, out=grads)
+        elif self.global_clipnorm is not None:
+            grads *= self.global_clipnorm / xp.maximum(xp.sqrt(grads @ grads), self.global_clipnorm)
+        elif self.clipnorm is not None:
+            for part in segments:
+                g = grads[part]
+                g *= self.clipnorm / xp.maximum(xp.sqrt(g @ g), self.clipnorm)
+
+    def update_step(self, p, g, lr, step):
+        raise NotImplementedError
+
+    def get_config(self):
+        config = {
+            "learning_rate": schedules.serialize_learning_rate(self.learning_rate),
+            "weight_decay": self.weight_decay,
+        }
+        for name in ("clipnorm", "global_clipnorm", "clipvalue"):
+            if getattr(self, name) is not None:
+                config[name] = getattr(self, name)
+        return config
+
+    def get_state(self):
+        """Scalars and slot arrays that let training resume where it stopped."""
+        return {"iterations": self.iterations}, dict(self.slots)
+
+    def set_state(self, scalars, slots):
+        self.iterations = int(scalars.get("iterations", 0))
+        for name, value in slots.items():
+            self.slots[name][...] = self._xp.asarray(value, dtype=self.slots[name].dtype)
+
+    def __repr__(self):
+        args = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """b = mu b + g; g = g + mu b (Nesterov) or b; p -= lr g. Plain descent when momentum is 0."""
+
+    name = "sgd"
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, **clipping):
+        super().__init__(learning_rate, weight_decay, **clipping)
+        self.momentum = non_negative("momentum", momentum)
+        if nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True needs a momentum > 0.")
+        self.nesterov = bool(nesterov)
+        self.slot_names = ("momentum",) if self.momentum else ()
+
+    def update_step(self, p, g, lr, step):
+        if self.momentum:
+            b = self.slots["momentum"]
+            b *= self.momentum
+            b += g
+            if self.nesterov:
+                g += self.momentum * b
+            else:
+                g = b
+        p -= _scaled(self._xp, g, lr, self._scratch)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adagrad(Optimizer):
+    """s += g^2; p -= lr / (1 + (t - 1) lr_decay) * g / (sqrt(s) + eps)."""
+
+    name = "adagrad"
+    slot_names = ("sum",)
+
+    def __init__(self, learning_rate=0.01, initial_accumulator_value=0.0, epsilon=1e-10,
+                 weight_decay=0.0, lr_decay=0.0, **clipping):
+        super().__init__(learning_rate, weight_decay, **clipping)
+        self.initial_accumulator_value = non_negative("initial_accumulator_value", initial_accumulator_value)
+        self.epsilon = non_negative("epsilon", epsilon)
+        self.lr_decay = non_negative("lr_decay", lr_decay)
+
+    def build(self, backend, params):
+        super().build(backend, params)
+        self.slots["sum"] += self.initial_accumulator_value
+
+    def update_step(self, p, g, lr, step):
+        xp, t = self._xp, self._scratch
+        clr = lr / (1 + (step - 1) * self.lr_decay)
+        s = self.slots["sum"]
+        s += xp.multiply(g, g, out=t)
+        xp.sqrt(s, out=t)
+        t += self.epsilon
+        xp.divide(g, t, out=t)
+        p -= _scaled(xp, t, clr, t)
+
+    def get_config(self):
+        return {**super().get_config(), "initial_accumulator_value": self.initial_accumulator_value,
+                "epsilon": self.epsilon, "lr_decay": self.lr_decay}
+
+
+class Adadelta(Optimizer):
+    """v = rho v + (1 - rho) g^2; d = sqrt(u + eps) / sqrt(v + eps) * g;
+    u = rho u + (1 - rho) d^2; p -= lr d."""
+
+    name = "adadelta"
+    slot_names = ("square_avg", "acc_delta")
+
+    def __init__(self, learning_rate=1.0, rho=0.9, epsilon=1e-6, weight_decay=0.0, **clipping):
+        super().__init__(learning_rate, weight_decay, **clipping)
+        self.rho = fraction("rho", rho)
+        self.epsilon = non_negative("epsilon", epsilon)
+
+    def update_step(self, p, g, lr, step):
+        xp, t = self._xp, self._scratch
+        v, u = self.slots["square_avg"], self.slots["acc_delta"]
+        _decay_add_square(xp, v, g, self.rho, t)
+        std = xp.sqrt(v + self.epsilon)
+        delta = xp.sqrt(u + self.epsilon)
+        delta /= std
+        delta *= g
+        _decay_add_square(xp, u, delta, self.rho, t)
+        p -= _scaled(xp, delta, lr, t)
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+class RMSprop(Optimizer):
+    """v = rho v + (1 - rho) g^2; centered: a = v - gbar^2 with gbar = rho gbar + (1 - rho) g;
+    d = g / (sqrt(a) + eps); with momentum b = mu b + d, p -= lr b, else p -= lr d."""
+
+    name = "rmsprop"
+
+    def __init__(self, learning_rate=0.001, rho=0.99, momentum=0.0, epsilon=1e-8, centered=False,
+                 weight_decay=0.0, **clipping):
+        super().__init__(learning_rate, weight_decay, **clipping)
+        self.rho = fraction("rho", rho)
+        self.momentum = non_negative("momentum", momentum)
+        self.epsilon = non_negative("epsilon", epsilon)
+        self.centered = bool(centered)
+        self.slot_names = ("square_avg",) + (("grad_avg",) if self.centered else ()) + (
+            ("momentum",) if self.momentum else ())
+
+    def update_step(self, p, g, lr, step):
+        xp, t = self._xp, self._scratch
+        v = self.slots["square_avg"]
+        _decay_add_square(xp, v, g, self.rho, t)
+        if self.centered:
+            gbar = self.slots["grad_avg"]
+            _lerp(xp, gbar, g, 1 - self.rho, t)
+            xp.multiply(gbar, gbar, out=t)
+            xp.subtract(v, t, out=t)
+            xp.sqrt(t, out=t)
+        else:
+            xp.sqrt(v, out=t)
+        t += self.epsilon
+        if self.momentum:
+            b = self.slots["momentum"]
+            b *= self.momentum
+            b += xp.divide(g, t, out=t)
+            p -= _scaled(xp, b, lr, t)
+        else:
+            xp.divide(g, t, out=t)
+            p -= _scaled(xp, t, lr, t)
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon, "centered": self.centered}
+
+
+class Adam(Optimizer):
+    """m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2 (amsgrad: vmax = max(vmax, v));
+    p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)."""
+
+    name = "adam"
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, amsgrad=False,
+                 weight_decay=0.0, **clipping):
+        super().__init__(learning_rate, weight_decay, **clipping)
+        self.beta_1 = fraction("beta_1", beta_1)
+        self.beta_2 = fraction("beta_2", beta_2)
+        self.epsilon = non_negative("epsilon", epsilon)
+        self.amsgrad = bool(amsgrad)
+        self.slot_names = ("m", "v") + (("vmax",) if self.amsgrad else ())
+
+    def update_step(self, p, g, lr, step):
+        xp, t = self._xp, self._scratch
+        m, v = self.slots["m"], self.slots["v"]
+        if self.decoupled_weight_decay and self.weight_decay:
+            p *= 1 - lr * self.weight_decay
+        _lerp(xp, m, g, 1 - self.beta_1, t)
+        _decay_add_square(xp, v, g, self.beta_2, t)
+        if self.amsgrad:
+            v = xp.maximum(self.slots["vmax"], v, out=self.slots["vmax"])
+        step_size = lr / (1 - self.beta_1**step)
+        xp.sqrt(v, out=t)
+        t /= math.sqrt(1 - self.beta_2**step)
+        t += self.epsilon
+        xp.divide(m, t, out=t)
+        p -= _scaled(xp, t, step_size, t)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon, "amsgrad": self.amsgrad}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: p *= 1 - lr wd before the Adam step."""
+
+    name = "adamw"
+    decoupled_weight_decay = True
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.01,
+                 amsgrad=False, **clipping):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay, **clipping)
+
+
+class Nadam(Optimizer):
+    """Adam with Nesterov momentum (torch NAdam): mu_t = b1 (1 - 0.96^(t psi) / 2);
+    p -= lr (1 - mu_t) / (1 - prod mu) g / d + lr mu_{t+1} / (1 - prod mu * mu_{t+1}) m / d,
+    d = sqrt(v / (1 - b2^t)) + eps."""
+
+    name = "nadam"
+    slot_names = ("m", "v")
+
+    def __init__(self, learning_rate=0.002, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0,
+                 momentum_decay=0.004, **clipping):
+        super().__init__(learning_rate, weight_decay, **clipping)
+        self.beta_1 = fraction("beta_1", beta_1)
+        self.beta_2 = fraction("beta_2", beta_2)
+        self.epsilon = non_negative("epsilon", epsilon)
+        self.momentum_decay = non_negative("momentum_decay", momentum_decay)
+        self.mu_product = 1.0
+
+    def build(self, backend, params):
+        super().build(backend, params)
+        self.mu_product = 1.0
+
+    def update_step(self, p, g, lr, step):
+        xp, t = self._xp, self._scratch
+        m, v = self.slots["m"], self.slots["v"]
+        mu = self.beta_1 * (1 - 0.5 * 0.96 ** (step * self.momentum_decay))
+        mu_next = self.beta_1 * (1 - 0.5 * 0.96 ** ((step + 1) * self.momentum_decay))
+        self.mu_product *= mu
+        _lerp(xp, m, g, 1 - self.beta_1, t)
+        _decay_add_square(xp, v, g, self.beta_2, t)
+        denom = v / (1 - self.beta_2**step)
+        xp.sqrt(denom, out=denom)
+        denom += self.epsilon
+        p -= _scaled(xp, xp.divide(g, denom, out=t), lr * (1 - mu) / (1 - self.mu_product), t)
+        p -= _scaled(xp, xp.divide(m, denom, out=t), lr * mu_next / (1 - self.mu_product * mu_next), t)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon, "momentum_decay": self.momentum_decay}
+
+    def get_state(self):
+        scalars, slots = super().get_state()
+        return {**scalars, "mu_product": self.mu_product}, slots
+
+    def set_state(self, scalars, slots):
+        super().set_state(scalars, slots)
+        self.mu_product = float(scalars.get("mu_product", 1.0))
+
+
+def _scaled(xp, a, factor, out):
+    """factor * a, written into ``out``."""
+    return xp.multiply(a, factor, out=out)
+
+
+def _lerp(xp, avg, g, weight, scratch):
+    """avg += weight * (g - avg), in place."""
+    xp.subtract(g, avg, out=scratch)
+    scratch *= weight
+    avg += scratch
+
+
+def _decay_add_square(xp, avg, g, rho, scratch):
+    """avg = rho avg + (1 - rho) g^2, in place."""
+    avg *= rho
+    xp.multiply(g, 1 - rho, out=scratch)
+    scratch *= g
+    avg += scratch
+
+
+OPTIMIZERS = Registry(
+    "optimizer",
+    {
+        "sgd": SGD,
+        "adagrad": Adagrad,
+        "adadelta": Adadelta,
+        "rmsprop": RMSprop,
+        "adam": Adam,
+        "adamw": AdamW,
+        "nadam": Nadam,
+    },
+    base=Optimizer,
+)
+
+
+def get(identifier):
+    """An Optimizer from a name (default hyperparameters) or an instance."""
+    return OPTIMIZERS.get(identifier)
+
+
+def serialize(optimizer):
+    return OPTIMIZERS.serialize(optimizer)
+
+
+def deserialize(config):
+    return OPTIMIZERS.deserialize(config)
