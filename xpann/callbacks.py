@@ -1,7 +1,9 @@
 """Callbacks: hooks into ``fit`` at the start and end of training, of each epoch and of each batch.
 
 Epoch logs hold plain floats (``loss``, metrics, and ``val_`` versions), read from the device
-once per epoch. A batch hook runs only for callbacks that define one.
+once per epoch. A batch hook runs only for callbacks that define one. ``on_train_batch_gradients``
+runs after backward and before the optimizer step, when ``model.parameters.grad`` holds the raw
+loss gradient and each layer still holds its forward outputs.
 """
 
 import math
@@ -36,6 +38,13 @@ class Callback:
     def on_train_batch_end(self, batch, logs=None):
         pass
 
+    def on_train_batch_gradients(self, batch):
+        pass
+
+
+def _overrides(callback, hook):
+    return getattr(type(callback), hook) is not getattr(Callback, hook)
+
 
 class CallbackList:
     """Calls each hook on every callback, in order; batch hooks only where overridden."""
@@ -46,9 +55,8 @@ class CallbackList:
             if not isinstance(callback, Callback):
                 raise ValueError(f"callbacks must be xpann.callbacks.Callback objects, got {callback!r}.")
             callback.set_model(model)
-        self.batch_callbacks = [
-            c for c in self.callbacks if type(c).on_train_batch_end is not Callback.on_train_batch_end
-        ]
+        self.batch_callbacks = [c for c in self.callbacks if _overrides(c, "on_train_batch_end")]
+        self.gradient_callbacks = [c for c in self.callbacks if _overrides(c, "on_train_batch_gradients")]
 
     def on_train_begin(self, logs=None):
         for callback in self.callbacks:
@@ -69,6 +77,10 @@ class CallbackList:
     def on_train_batch_end(self, batch, logs=None):
         for callback in self.batch_callbacks:
             callback.on_train_batch_end(batch, logs)
+
+    def on_train_batch_gradients(self, batch):
+        for callback in self.gradient_callbacks:
+            callback.on_train_batch_gradients(batch)
 
 
 class History(Callback):

@@ -176,10 +176,13 @@ class Sequential:
         for index in range(last, stop - 1, -1):
             grad = self.layers[index].backward(grad, need_input_grad=index > stop)
 
-    def _train_step(self, x, y):
+    def _train_step(self, x, y, step=0, gradient_hook=None):
+        """Forward, backward and one optimizer step; ``gradient_hook(step)`` runs before the update."""
         output = self._forward(x, training=True)
         loss, grad = self._loss_and_gradient(y, output)
         self._backward(grad)
+        if gradient_hook is not None:
+            gradient_hook(step)
         parameters = self._parameters
         self.optimizer.apply(parameters.data, parameters.grad, parameters.segments)
         return loss, output
@@ -251,6 +254,7 @@ class Sequential:
             self.optimizer.build(self._backend, self._parameters.data)
 
         xp = self._backend.xp
+        gradient_hook = callback_list.on_train_batch_gradients if callback_list.gradient_callbacks else None
         self.stop_training = False
         callback_list.on_train_begin()
         for epoch in range(epochs):
@@ -266,7 +270,7 @@ class Sequential:
             for step in range(steps):
                 start = step * batch_size
                 xb, yb = x_epoch[start:start + batch_size], y_epoch[start:start + batch_size]
-                loss, output = self._train_step(xb, yb)
+                loss, output = self._train_step(xb, yb, step, gradient_hook)
                 weighted = loss * xb.shape[0]
                 loss_sum = weighted if loss_sum is None else loss_sum + weighted
                 for metric in self.metrics:
