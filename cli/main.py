@@ -1,14 +1,37 @@
-"""The ``xpann`` command group."""
+"""The ``xpann`` command group: every user mistake becomes one message and a non-zero exit."""
 
 import click
 
 import xpann
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class FriendlyGroup(click.Group):
+    """Turns errors raised by a command into ``Error: <message>`` (exit 1); ``--debug`` shows the traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except (ValueError, OSError, xpann.BackendUnavailableError) as error:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            raise click.ClickException(str(error)) from None
+        except Exception as error:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            raise click.ClickException(
+                f"unexpected {type(error).__name__}: {error} (run with xpann --debug ... for the traceback)"
+            ) from None
+
+
+@click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(xpann.__version__, prog_name="xpann")
-def cli():
+@click.option("--debug", is_flag=True, help="Show the full traceback when a command fails.")
+@click.pass_context
+def cli(ctx, debug):
     """xpann: train, evaluate and run neural networks on tabular data, on the CPU or a GPU."""
+    ctx.ensure_object(dict)["debug"] = debug
 
 
 def main():
