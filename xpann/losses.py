@@ -28,7 +28,9 @@ class Loss:
         if not y_pred.dtype.kind == "f":
             y_pred = y_pred.astype("float64")
         y_true = backend.asarray(y_true)
-        if not self.sparse_targets:
+        if self.sparse_targets:
+            y_true = y_true.reshape(-1).astype("int64")  # labels may come as whole-number floats
+        else:
             y_true = y_true.astype(y_pred.dtype).reshape(y_pred.shape)
         return float(self.value_and_grad(backend, y_true, y_pred)[0])
 

@@ -6,8 +6,6 @@ then L2 weight decay ``g += wd * p`` (decoupled in AdamW), then the rule's ``upd
 Full-batch GD, SGD and mini-batch descent are one rule; batching belongs to the training loop.
 """
 
-import math
-
 from . import schedules
 from ._checks import fraction, non_negative, positive_or_none
 from ._registry import Registry
@@ -55,7 +53,8 @@ class Optimizer:
     def apply(self, params, grads, segments=()):
         """One step on the flat ``params`` from the flat ``grads`` (used as scratch).
 
-        ``segments`` are the slices of the individual tensors, for per-tensor clipnorm.
+        ``segments`` are the slices of the individual tensors, for per-tensor clipnorm; without
+        them the whole buffer counts as one tensor.
         """
         lr = self.current_learning_rate()
         self.iterations += 1
@@ -74,7 +73,7 @@ class Optimizer:
         elif self.global_clipnorm is not None:
             grads *= self.global_clipnorm / xp.maximum(xp.sqrt(grads @ grads), self.global_clipnorm)
         elif self.clipnorm is not None:
-            for part in segments:
+            for part in segments or (slice(None),):
                 g = grads[part]
                 g *= self.clipnorm / xp.maximum(xp.sqrt(g @ g), self.clipnorm)
 
@@ -157,8 +156,7 @@ class Adagrad(Optimizer):
         s += xp.multiply(g, g, out=t)
         xp.sqrt(s, out=t)
         t += self.epsilon
-        xp.divide(g, t, out=t)
-        p -= _scaled(xp, t, clr, t)
+        _subtract_scaled_ratio(xp, p, g, clr, t, out=g)
 
     def get_config(self):
         return {**super().get_config(), "initial_accumulator_value": self.initial_accumulator_value,
@@ -227,8 +225,7 @@ class RMSprop(Optimizer):
             b += xp.divide(g, t, out=t)
             p -= _scaled(xp, b, lr, t)
         else:
-            xp.divide(g, t, out=t)
-            p -= _scaled(xp, t, lr, t)
+            _subtract_scaled_ratio(xp, p, g, lr, t, out=g)
 
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
@@ -261,10 +258,9 @@ class Adam(Optimizer):
             v = xp.maximum(self.slots["vmax"], v, out=self.slots["vmax"])
         step_size = lr / (1 - self.beta_1**step)
         xp.sqrt(v, out=t)
-        t /= math.sqrt(1 - self.beta_2**step)
+        t /= (1 - self.beta_2**step) ** 0.5
         t += self.epsilon
-        xp.divide(m, t, out=t)
-        p -= _scaled(xp, t, step_size, t)
+        _subtract_scaled_ratio(xp, p, m, step_size, t, out=g)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
@@ -314,8 +310,8 @@ class Nadam(Optimizer):
         denom = v / (1 - self.beta_2**step)
         xp.sqrt(denom, out=denom)
         denom += self.epsilon
-        p -= _scaled(xp, xp.divide(g, denom, out=t), lr * (1 - mu) / (1 - self.mu_product), t)
-        p -= _scaled(xp, xp.divide(m, denom, out=t), lr * mu_next / (1 - self.mu_product * mu_next), t)
+        _subtract_scaled_ratio(xp, p, g, lr * (1 - mu) / (1 - self.mu_product), denom, out=g)
+        _subtract_scaled_ratio(xp, p, m, lr * mu_next / (1 - self.mu_product * mu_next), denom, out=t)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
@@ -333,6 +329,13 @@ class Nadam(Optimizer):
 def _scaled(xp, a, factor, out):
     """factor * a, written into ``out``."""
     return xp.multiply(a, factor, out=out)
+
+
+def _subtract_scaled_ratio(xp, p, a, factor, denom, out):
+    """p -= (factor * a) / denom, in torch's ``addcdiv`` order; ``out`` (scratch) may be ``a``."""
+    xp.multiply(a, factor, out=out)
+    out /= denom
+    p -= out
 
 
 def _lerp(xp, avg, g, weight, scratch):
