@@ -2,6 +2,7 @@
 
 ``update(backend, y_true, y_pred)`` adds a batch to device sums without a host sync (the
 element count is kept on the host); ``result()`` reads the sums once; ``reset()`` starts over.
+A sum may be 0-d or hold one entry per output column; ``combine`` gets it as a float or a list.
 """
 
 from . import losses
@@ -19,10 +20,12 @@ class Metric:
     def reset(self):
         self._sums = None
         self._count = 0
+        self._backend = None
 
     def update(self, backend, y_true, y_pred):
         batch = self.batch_sums(y_true, y_pred)
-        self._count += y_true.size
+        self._backend = backend
+        self._count += self.batch_count(y_true)
         if self._sums is None:
             self._sums = list(batch)
         else:
@@ -31,7 +34,11 @@ class Metric:
     def result(self):
         if self._sums is None:
             return float("nan")
-        return self.combine([float(total) for total in self._sums], self._count)
+        return self.combine([self._backend.to_numpy(total).tolist() for total in self._sums], self._count)
+
+    def batch_count(self, y_true):
+        """How many entries the batch adds to the count (every target entry by default)."""
+        return y_true.size
 
     def batch_sums(self, y_true, y_pred):
         """0-d device arrays to add up over batches (float64, so counts stay exact)."""
@@ -112,21 +119,37 @@ class MeanAbsoluteError(Metric):
 
 
 class R2Score(Metric):
-    """1 - SS_res / SS_tot over all outputs, from running sums of y, y^2 and residual^2."""
+    """1 - SS_res / SS_tot per output column, averaged over the columns (the uniform average of
+    scikit-learn's r2_score and Keras's R2Score). Running sums per column of residual^2, d and
+    d^2 with d = y - shift, the shift being the first batch's column means, so that SS_tot does
+    not cancel catastrophically for targets far from 0. NaN when a column's targets are constant."""
 
     name = "r2"
+
+    def reset(self):
+        super().reset()
+        self._shift = None
+
+    def batch_count(self, y_true):
+        return y_true.shape[0]
 
     def batch_sums(self, y_true, y_pred):
         y = y_true.astype("float64")
         r = y_pred.astype("float64") - y
-        return (r * r).sum(), y.sum(), (y * y).sum()
+        if self._shift is None:
+            self._shift = y.mean(axis=0)
+        d = y - self._shift
+        return (r * r).sum(axis=0), d.sum(axis=0), (d * d).sum(axis=0)
 
     def combine(self, sums, count):
-        ss_res, total, total_sq = sums
-        ss_tot = total_sq - total * total / count
-        if ss_tot <= 0:
-            return float("nan")
-        return 1 - ss_res / ss_tot
+        columns = [sums] if not isinstance(sums[0], list) else [list(c) for c in zip(*sums)]
+        scores = []
+        for ss_res, total, total_sq in columns:
+            ss_tot = total_sq - total * total / count
+            if not ss_tot > 0:
+                return float("nan")
+            scores.append(1 - ss_res / ss_tot)
+        return sum(scores) / len(scores)
 
 
 METRICS = Registry(
