@@ -34,5 +34,16 @@ def cli(ctx, debug):
     ctx.ensure_object(dict)["debug"] = debug
 
 
+from .evaluate import evaluate  # noqa: E402
+from .info import info  # noqa: E402
+from .predict import predict  # noqa: E402
+from .train import train  # noqa: E402
+
+cli.add_command(info)
+cli.add_command(train)
+cli.add_command(evaluate)
+cli.add_command(predict)
+
+
 def main():
     cli()

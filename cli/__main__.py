@@ -1,0 +1,5 @@
+"""``python -m cli``: the same as the ``xpann`` command."""
+
+from .main import main
+
+main()

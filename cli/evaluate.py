@@ -1,0 +1,76 @@
+"""``xpann evaluate``: a saved model's loss and metrics on a labelled CSV file."""
+
+import json
+
+import click
+
+import xpann
+
+from . import data, report
+from .model_file import TabularModel
+
+
+@click.command()
+@click.argument("model_file", metavar="MODEL")
+@click.argument("data_file", metavar="DATA.csv")
+@click.option("--target", "-t", metavar="COLUMN", help="The column holding the true values [default: the one "
+                                                       "the model was trained on].")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--backend", type=click.Choice(["numpy", "cupy", "auto"], case_sensitive=False), default=None,
+              help="numpy (CPU), cupy (GPU) or auto [default: $XPANN_BACKEND, else numpy].")
+def evaluate(model_file, data_file, target, as_json, backend):
+    """Loss and metrics of MODEL on DATA.csv: accuracy, per-class precision and recall and the
+    confusion matrix for a classifier; mae, rmse and r2 in the target's units for a regression."""
+    backend = xpann.backend.resolve_backend(backend)
+    loaded = TabularModel(model_file, backend=backend)
+    encoder = loaded.target
+    target = target or encoder.name
+    frame = data.read_csv(data_file)
+    data.require_column(frame, target, data_file, what="Target column")
+    present = frame[target].notna()
+    skipped = int((~present).sum())
+    if not present.any():
+        raise ValueError(f"The target column {target!r} of {data_file} is empty in every row.")
+    frame = frame[present]
+    loaded.features.check_columns(frame)
+    with report.warnings_as_messages():
+        x = loaded.features.transform(frame)
+        y = encoder.transform(frame[target])
+    results = report.in_target_units(loaded.model.evaluate(x, y), encoder)
+    summary = {"model": model_file, "data": data_file, "rows": len(frame), "skipped_rows": skipped,
+               "task": encoder.task, "target": target, "metrics": results}
+    if encoder.task == "classification":
+        details = report.classification_details(y, loaded.model.predict(x), encoder.classes)
+        summary["metrics"]["accuracy"] = details["accuracy"]
+        summary["per_class"] = details["per_class"]
+        summary["confusion_matrix"] = details["confusion_matrix"]
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"Model: {model_file} ({loaded.describe()}).")
+    click.echo(f"Data: {data_file}: {len(frame):,} rows"
+               + (f" ({skipped:,} skipped: no value in {target!r})" if skipped else "") + ".")
+    click.echo("")
+    rows = []
+    for name, value in results.items():
+        label = name
+        if name == "loss":
+            label = "loss (cross-entropy)" if encoder.task == "classification" else "loss (standardised mse)"
+        cell = report.number(value)
+        if name == "accuracy":
+            cell += f" ({details['correct']:,} of {len(frame):,})"
+        rows.append([label, cell])
+    click.echo(report.table(rows, header=["metric", "value"]))
+    if encoder.task == "regression":
+        click.echo(f"(mae and rmse in the units of {target!r})")
+        return
+    click.echo("")
+    click.echo(report.table(
+        [[str(c["class"]), report.number(c["precision"], 3), report.number(c["recall"], 3), report.number(c["support"])]
+         for c in details["per_class"]],
+        header=["class", "precision", "recall", "support"]))
+    click.echo("")
+    click.echo("Confusion matrix (rows: true class, columns: predicted class):")
+    labels = [str(label) for label in encoder.classes]
+    matrix = details["confusion_matrix"]["matrix"]
+    click.echo(report.table([[label] + row for label, row in zip(labels, matrix)], header=[""] + labels))

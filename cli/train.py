@@ -1,0 +1,292 @@
+"""``xpann train``: a CSV file (or a bundled data set) to a trained model file, with honest metrics."""
+
+import math
+import os
+import time
+
+import click
+
+import xpann
+from xpann import preprocessing
+from xpann.errors import TrainingHealthWarning
+
+from . import data, report
+
+DEFAULT_DATASET = "iris"
+DEFAULT_EPOCHS = 20
+SMALL_DATA_STEPS = 500  # without --epochs, small data sets get epochs enough for this many steps...
+MAX_DEFAULT_EPOCHS = 100  # ...but no more than this many epochs
+
+
+def default_epochs(rows, batch_size):
+    """20 epochs, or more for a small training set: enough for about 500 optimizer steps, at
+    most 100 epochs (iris: 120 rows in batches of 32 is 4 steps an epoch, so 100 epochs)."""
+    steps = math.ceil(rows / batch_size)
+    return max(DEFAULT_EPOCHS, min(MAX_DEFAULT_EPOCHS, math.ceil(SMALL_DATA_STEPS / steps)))
+
+
+def _widths(ctx, param, value):
+    text = value.strip()
+    if text.lower() in ("", "none"):
+        return []
+    try:
+        widths = [int(part) for part in text.split(",")]
+    except ValueError:
+        widths = None
+    if not widths or any(width < 1 for width in widths):
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of layer widths >= 1 (e.g. 64,32).")
+    return widths
+
+
+def _checked(build):
+    """A Click callback that builds the named object once, so a bad name fails before any work."""
+
+    def callback(ctx, param, value):
+        try:
+            build(value)
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
+        return value.strip().lower()
+
+    return callback
+
+
+@click.command()
+@click.argument("data_file", metavar="[DATA.csv]", required=False)
+@click.option("--target", "-t", metavar="COLUMN", help="The column to predict (default with --dataset: target).")
+@click.option("--dataset", metavar="NAME",
+              help="Train on a bundled data set (breast_cancer, diabetes, iris, wine) instead of a CSV file.")
+@click.option("--task", type=click.Choice(["auto", "classification", "regression"], case_sensitive=False),
+              default="auto", show_default=True,
+              help="auto: classification for a text, true/false or whole-number target with few values.")
+@click.option("--hidden", default="64,32", show_default=True, callback=_widths,
+              help="Widths of the hidden layers, comma-separated ('' for none).")
+@click.option("--activation", default="relu", show_default=True,
+              callback=_checked(lambda name: xpann.activations.get(name)), help="Hidden-layer activation.")
+@click.option("--init", "initializer", default="he_normal", show_default=True,
+              callback=_checked(lambda name: xpann.initializers.get(name)), help="Hidden-layer kernel initializer.")
+@click.option("--optimizer", default="adam", show_default=True,
+              callback=_checked(lambda name: xpann.optimizers.get(name)), help="Optimizer name.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.001, show_default=True,
+              help="Learning rate.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help=f"Passes over the training rows [default: {DEFAULT_EPOCHS}; small data sets get more, "
+                   f"up to {MAX_DEFAULT_EPOCHS}, for about {SMALL_DATA_STEPS} steps].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--val-split", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True,
+              help="Fraction of the rows held out for validation (stratified by class); 0 for none.")
+@click.option("--patience", type=click.IntRange(min=0), default=None,
+              help="Stop after this many epochs without a better validation loss; keep the best weights.")
+@click.option("--backend", type=click.Choice(["numpy", "cupy", "auto"], case_sensitive=False), default=None,
+              help="numpy (CPU), cupy (GPU) or auto [default: $XPANN_BACKEND, else numpy].")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seeds the split, the initial weights and the shuffles.")
+@click.option("--out", default="model.npz", show_default=True, metavar="FILE", help="Where to save the model.")
+@click.option("--plot", metavar="FILE.png", help="Draw the loss and metric curves (needs xpann[plot]).")
+def train(data_file, target, dataset, task, hidden, activation, initializer, optimizer, lr, epochs, batch_size,
+          val_split, patience, backend, seed, out, plot):
+    """Train a network on DATA.csv to predict --target, or on a bundled --dataset.
+
+    With neither, trains on the bundled iris data set. The preprocessing (scaling, one-hot
+    encodings, imputation, label names) is learned on the training rows and saved in the model.
+    """
+    if patience is not None and val_split == 0:
+        raise click.BadParameter("--patience watches the validation loss; give --val-split > 0.",
+                                 param_hint="'--patience'")
+    backend = xpann.backend.resolve_backend(backend)  # fails now, not after reading the data
+    pyplot = _plotting(plot) if plot else None
+    data.check_writable(out, "model")
+
+    path, target, source = _source(data_file, dataset, target)
+    frame = data.read_csv(path)
+    data.require_column(frame, target, path, what="Target column")
+    frame, dropped_rows = _rows_with_target(frame, target)
+    click.echo(f"Data: {path}: {len(frame) + dropped_rows:,} rows, {len(frame.columns):,} columns{source}.")
+    if dropped_rows:
+        click.echo(f"Skipped {dropped_rows:,} row(s) with no value in the target column {target!r}.")
+
+    task, reason = _task(frame[target], task)
+    click.echo(f"Task: {task} ({reason}).")
+    labels = frame[target] if task == "classification" else None
+    train_rows, validation_rows = preprocessing.split_rows(len(frame), val_split, seed, labels)
+    training, validation = frame.iloc[train_rows], frame.iloc[validation_rows]
+
+    features = [column for column in frame.columns if column != target]
+    with report.warnings_as_messages():
+        preprocessor = preprocessing.TabularPreprocessor().fit(training, features)
+        encoder = preprocessing.TargetEncoder(task, name=target).fit(training[target])
+        x_train, y_train = preprocessor.transform(training), encoder.transform(training[target])
+        held_out = (preprocessor.transform(validation), encoder.transform(validation[target])) \
+            if len(validation) else None
+    _describe_preprocessing(preprocessor, encoder, x_train.shape[1])
+    split = "stratified by class, " if task == "classification" else ""
+    click.echo(f"Split: {len(training):,} training rows, {len(validation):,} validation rows ({split}seed {seed}).")
+
+    model = _network(hidden, activation, initializer, x_train.shape[1], encoder, seed, backend)
+    model.compile(optimizer=type(xpann.optimizers.get(optimizer))(learning_rate=lr), loss=encoder.loss,
+                  metrics=["accuracy"] if task == "classification" else ["mae", "rmse", "r2"])
+    if epochs is None:
+        epochs = default_epochs(len(training), batch_size)
+        note = "" if epochs == DEFAULT_EPOCHS else f" (more than {DEFAULT_EPOCHS} for a small data set; --epochs sets it)"
+    else:
+        note = ""
+    callbacks = [] if patience is None else [
+        xpann.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)]
+    shape = " -> ".join([str(x_train.shape[1])] + [f"{w} {activation}" for w in hidden]
+                        + [f"{encoder.n_outputs} {encoder.output_activation}"])
+    click.echo(f"Network: {shape} ({initializer}), {model.count_params():,} parameters.")
+    stopping = "" if patience is None else f", stop after {patience} epochs without a better val_loss"
+    click.echo(f"Training: {optimizer} lr {lr:g}, batch {batch_size}, {epochs} epochs{note}{stopping}.")
+    click.echo(f"Backend: {report.describe_backend(model.backend)}.")
+
+    with report.warnings_as_messages(held=(Warning,)) as caught:
+        start = time.perf_counter()
+        history = model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, validation_data=held_out,
+                            callbacks=callbacks, verbose=1, shuffle=True)
+        seconds = time.perf_counter() - start
+    health = [w for w in caught if issubclass(w.category, TrainingHealthWarning)]
+    if health:
+        raise click.ClickException(f"Training failed. {health[0].message} No model was saved.")
+    for warning in {str(w.message): w for w in caught}:
+        click.echo(f"Warning: {warning}", err=True)
+
+    epochs_run = len(history.epoch)
+    if callbacks and callbacks[0].stopped_epoch is not None:
+        best = callbacks[0].best_epoch
+        click.echo(f"Stopped early after epoch {epochs_run}; kept the weights of epoch {best + 1} "
+                   f"(val_loss {callbacks[0].best:.4f}).")
+    _final_table(model, encoder, (x_train, y_train), held_out)
+    samples = len(training) * epochs_run
+    click.echo(f"Time: {seconds:.2f} s for {epochs_run} epochs, {samples / max(seconds, 1e-9):,.0f} samples/s "
+               f"on {report.describe_backend(model.backend)}.")
+    if plot:
+        _plot(pyplot, history.history, encoder, plot)
+        click.echo(f"Saved the training curves to {plot}.")
+    preprocessing.attach(model, preprocessor, encoder, trained_on={
+        "data": os.path.basename(str(path)), "dataset": dataset, "training_rows": len(training),
+        "validation_rows": len(validation), "epochs": epochs_run, "seed": seed})
+    model.save(out)
+    click.echo(f"Saved the model to {out}.")
+
+
+def _source(data_file, dataset, target):
+    """(CSV path, target column, words saying where it came from)."""
+    if data_file and dataset:
+        raise click.UsageError("Give a CSV file or --dataset, not both.")
+    if data_file:
+        if not target:
+            frame_columns = ", ".join(map(str, data.read_csv(data_file).columns))
+            raise click.UsageError(f"Say which column of {data_file} to predict with --target COLUMN; "
+                                   f"its columns are: {frame_columns}.")
+        return data_file, target, ""
+    if not dataset:
+        dataset = DEFAULT_DATASET
+        click.echo(f"No CSV file given: training on the bundled {dataset!r} data set "
+                   "(xpann train DATA.csv --target COLUMN trains on yours).")
+    return data.dataset_path(dataset), target or xpann.datasets.TARGET_COLUMN, f" (bundled data set {dataset!r})"
+
+
+def _rows_with_target(frame, target):
+    present = frame[target].notna()
+    if not present.any():
+        raise ValueError(f"The target column {target!r} is empty in every row.")
+    return frame[present], int((~present).sum())
+
+
+def _task(series, requested):
+    if requested != "auto":
+        return requested, "as asked with --task"
+    task, reason = preprocessing.infer_task(series)
+    if task == "classification" and "whole numbers" in reason:
+        reason += "; --task regression predicts them as numbers"
+    return task, reason
+
+
+def _describe_preprocessing(preprocessor, encoder, width):
+    kinds = [spec["kind"] for spec in preprocessor.columns]
+    click.echo(f"Features: {kinds.count('numeric')} numeric (standardised), {kinds.count('categorical')} text "
+               f"(one-hot) -> {width} network inputs.")
+    if encoder.task == "classification":
+        click.echo(f"Classes: {', '.join(map(str, encoder.classes))}.")
+    else:
+        click.echo(f"Target: mean {encoder.mean:.4g}, standard deviation {encoder.scale:.4g} "
+                   "(standardised for training; predictions come back in its units).")
+    if preprocessor.missing:
+        fills = ", ".join(
+            f"{spec['name']} {preprocessor.missing[spec['name']]} "
+            f"({'median' if spec['kind'] == 'numeric' else 'most frequent'} {_fill(spec)})"
+            for spec in preprocessor.columns if spec["name"] in preprocessor.missing)
+        total = sum(preprocessor.missing[spec["name"]] for spec in preprocessor.columns
+                    if spec["name"] in preprocessor.missing)
+        click.echo(f"Missing values in the training rows: {total:,} filled: {fills}.")
+    else:
+        click.echo("Missing values in the training rows: none.")
+    for name, reason in preprocessor.dropped.items():
+        click.echo(f"Dropped column {name!r}: {reason}.")
+    for name, count in preprocessor.truncated.items():
+        click.echo(f"Column {name!r} has {count:,} categories; kept the {preprocessor.max_categories} most "
+                   "frequent, the others are encoded as all zeros.")
+
+
+def _fill(spec):
+    return f"{spec['fill']:.4g}" if spec["kind"] == "numeric" else repr(spec["fill"])
+
+
+def _network(hidden, activation, initializer, width, encoder, seed, backend):
+    layers = [xpann.layers.Dense(units, activation=activation, kernel_initializer=initializer) for units in hidden]
+    layers.append(xpann.layers.Dense(encoder.n_outputs, activation=encoder.output_activation))
+    return xpann.Sequential(layers, input_dim=width, seed=seed, backend=backend)
+
+
+def _final_table(model, encoder, training, validation):
+    columns = [("train", model.evaluate(*training))]
+    if validation is not None:
+        columns.append(("validation", model.evaluate(*validation)))
+    columns = [(name, report.in_target_units(results, encoder)) for name, results in columns]
+    names = list(columns[0][1])
+    label = {"loss": "loss (standardised mse)" if encoder.task == "regression" else "loss (cross-entropy)"}
+    click.echo("")
+    click.echo(report.table([[label.get(n, n)] + [report.number(r[n]) for _, r in columns] for n in names],
+                            header=["metric"] + [name for name, _ in columns]))
+    if encoder.task == "regression":
+        click.echo(f"(mae and rmse in the units of {encoder.name!r})")
+
+
+def _plotting(path):
+    """matplotlib's pyplot on the file-only Agg backend; a clear message when it is missing."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise click.ClickException(
+            "--plot needs matplotlib, which is not installed. Install it with: pip install 'xpann[plot]'") from None
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    kinds = pyplot.figure().canvas.get_supported_filetypes()
+    pyplot.close("all")
+    suffix = os.path.splitext(path)[1].lstrip(".").lower()
+    if suffix not in kinds:
+        raise click.BadParameter(f"{path!r}: matplotlib cannot write .{suffix or '(no extension)'} files; "
+                                 f"use one of .{', .'.join(sorted(kinds))}.", param_hint="'--plot'")
+    data.check_writable(path, "plot")
+    return pyplot
+
+
+def _plot(pyplot, history, encoder, path):
+    metric = "accuracy" if encoder.task == "classification" else "mae"
+    scale = encoder.scale if encoder.task == "regression" else 1.0
+    figure, axes = pyplot.subplots(1, 2, figsize=(10, 4))
+    for axis, name, factor in ((axes[0], "loss", 1.0), (axes[1], metric, scale)):
+        for key, style in ((name, "-"), (f"val_{name}", "--")):
+            if key in history:
+                epochs = range(1, len(history[key]) + 1)
+                axis.plot(epochs, [v * factor for v in history[key]], style,
+                          label="validation" if key.startswith("val_") else "train")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(name if factor == 1.0 else f"{name} ({encoder.name} units)")
+        axis.legend()
+        axis.grid(alpha=0.3)
+    figure.suptitle(f"xpann training: {encoder.task} of {encoder.name!r}")
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot.close(figure)
