@@ -1,0 +1,133 @@
+"""Dense: forward against x @ kernel + bias, and the kernel, bias and input gradients of backward
+against central finite differences in float64, alone and through a model's loss."""
+
+import numpy
+import pytest
+
+import reference
+import xpann
+from conftest import assert_backends_agree
+from xpann import layers
+
+H = 1e-6
+ACTIVATIONS = ["linear", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "swish", "softplus",
+               "softmax"]
+
+
+def dense_model(backend, units, activation, input_dim, use_bias=True, seed=0):
+    model = xpann.Sequential([layers.Dense(units, activation=activation, use_bias=use_bias,
+                                           bias_initializer="uniform")],
+                             input_dim=input_dim, seed=seed, dtype="float64", backend=backend.name)
+    return model, model.layers[0]
+
+
+def finite_differences(f, values):
+    """d f / d values (a float64 host or device array changed in place and restored)."""
+    grad = numpy.zeros(values.shape)
+    for index in numpy.ndindex(values.shape):
+        old = float(values[index])
+        values[index] = old + H
+        up = f()
+        values[index] = old - H
+        down = f()
+        values[index] = old
+        grad[index] = (up - down) / (2 * H)
+    return grad
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_dense_gradients(backend, activation, use_bias):
+    rng = numpy.random.default_rng(0)
+    model, dense = dense_model(backend, 3, activation, 4, use_bias)
+    x = backend.asarray(rng.standard_normal((5, 4)))
+    w = backend.asarray(rng.standard_normal((5, 3)))
+    kernel, bias = backend.to_numpy(dense.kernel), backend.to_numpy(dense.bias) if use_bias else 0.0
+
+    y = dense.forward(x, training=True)
+    z = backend.to_numpy(x) @ kernel + bias
+    numpy.testing.assert_allclose(backend.to_numpy(y), reference.ACTIVATIONS[activation](z), rtol=1e-13, atol=1e-15)
+    if activation in ("relu", "leaky_relu", "elu", "selu"):
+        assert numpy.abs(z).min() > 1e-4, "a pre-activation sits on the kink; pick another seed"
+
+    dx = backend.to_numpy(dense.backward(w)).copy()
+    grads = backend.to_numpy(model.parameters.grad).copy()
+
+    def objective():
+        return float((dense.forward(x, training=True) * w).sum())
+
+    data = model.parameters.data
+    numeric = finite_differences(objective, data)
+    numpy.testing.assert_allclose(grads, numeric, rtol=1e-6, atol=1e-8)
+    numpy.testing.assert_allclose(dx, finite_differences(objective, x), rtol=1e-6, atol=1e-8)
+    # the layer's gradient attributes are views of the flat buffer, in weight order
+    numpy.testing.assert_array_equal(backend.to_numpy(dense.kernel_grad).ravel(), grads[:12])
+    assert grads.size == (15 if use_bias else 12)
+
+
+def test_backward_without_input_gradient(backend):
+    rng = numpy.random.default_rng(1)
+    model, dense = dense_model(backend, 2, "tanh", 3)
+    x = backend.asarray(rng.standard_normal((4, 3)))
+    dense.forward(x, training=True)
+    dy = backend.asarray(rng.standard_normal((4, 2)))
+    full = dense.backward(dy)
+    first = backend.to_numpy(model.parameters.grad).copy()
+    assert dense.backward(dy, need_input_grad=False) is None
+    numpy.testing.assert_array_equal(backend.to_numpy(model.parameters.grad), first)
+    assert full.shape == (4, 3)
+
+
+MODELS = {
+    "softmax_sparse_ce": (["tanh", "softmax"], "sparse_categorical_crossentropy"),
+    "softmax_ce": (["relu", "softmax"], "categorical_crossentropy"),
+    "sigmoid_bce": (["elu", "sigmoid"], "binary_crossentropy"),
+    "logits_bce": (["gelu", None], xpann.losses.BinaryCrossentropy(from_logits=True)),
+    "linear_mse": (["swish", None], "mse"),
+    "linear_huber": (["softplus", "linear"], xpann.losses.Huber(delta=0.3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_model_gradients(backend, name):
+    """Two Dense layers and a loss (fused with softmax/sigmoid where the model fuses them)."""
+    activations, loss = MODELS[name]
+    rng = numpy.random.default_rng(2)
+    outputs = 3
+    model = xpann.Sequential([layers.Dense(5, activation=activations[0], bias_initializer="uniform"),
+                              layers.Dense(outputs, activation=activations[1], bias_initializer="uniform")],
+                             input_dim=4, seed=1, dtype="float64", backend=backend.name)
+    model.compile(optimizer="sgd", loss=loss)
+    x = rng.standard_normal((6, 4))
+    if "sparse" in name:
+        y = rng.integers(0, outputs, 6)
+    elif "softmax" in name:
+        y = numpy.eye(outputs)[rng.integers(0, outputs, 6)]
+    elif "bce" in name:
+        y = rng.integers(0, 2, (6, outputs)).astype(float)
+    else:
+        y = rng.standard_normal((6, outputs))
+    _, grads = model.compute_gradients(x, y)
+    analytic = numpy.concatenate([g.ravel() for g in grads])
+
+    def objective():
+        return model.compute_gradients(x, y)[0]
+
+    numeric = finite_differences(objective, model.parameters.data)
+    numpy.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_backends_agree_on_dense():
+    rng = numpy.random.default_rng(3)
+    x = rng.standard_normal((32, 6)).astype(numpy.float32)
+    dy = rng.standard_normal((32, 4)).astype(numpy.float32)
+
+    def run(backend):
+        model = xpann.Sequential([layers.Dense(4, activation="gelu", bias_initializer="uniform")],
+                                 input_dim=6, seed=4, backend=backend.name)
+        dense = model.layers[0]
+        y = dense.forward(backend.asarray(x), training=True)
+        dx = dense.backward(backend.asarray(dy))
+        return [y, dx, model.parameters.grad]
+
+    assert_backends_agree(run, "float32", rtol=1e-5, atol=1e-5)
