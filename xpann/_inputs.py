@@ -7,10 +7,10 @@ uploaded once; arrays already on the model's backend are checked where they are.
 import numpy
 
 
-def _as_array(backend, value, what):
+def _as_array(backend, value, what, expected):
     """``value`` as a numpy array (host data) or an array of ``backend`` (device data)."""
     if value is None:
-        raise ValueError(f"{what} is None; give a numeric array of shape (samples, features).")
+        raise ValueError(f"{what} is None; give {expected}.")
     if backend.is_array(value) or isinstance(value, numpy.ndarray):
         return value
     if hasattr(value, "__cuda_array_interface__") or type(value).__module__.split(".")[0] == "cupy":
@@ -49,7 +49,7 @@ def _finite_as(backend, array, dtype, what):
 
 def features(backend, x, dtype, expected_width=None, what="x"):
     """``x`` as a 2-D device array of ``dtype`` with ``expected_width`` columns."""
-    array = _as_array(backend, x, what)
+    array = _as_array(backend, x, what, "a numeric array of shape (samples, features)")
     _check_numeric(array, what)
     if array.ndim != 2:
         hint = " Reshape a single feature with x.reshape(-1, 1)." if array.ndim == 1 else ""
@@ -66,7 +66,7 @@ def features(backend, x, dtype, expected_width=None, what="x"):
 def targets(backend, y, loss, output_width, dtype, what="y"):
     """``y`` shaped for ``loss``: integer labels in [0, output_width) for a sparse loss,
     otherwise (samples, output_width) values of ``dtype``."""
-    array = _as_array(backend, y, what)
+    array = _as_array(backend, y, what, "the targets, one per row of x")
     _check_numeric(array, what)
     if array.ndim == 0 or array.shape[0] == 0:
         raise ValueError(f"{what} has no samples; give one target per row of x.")
