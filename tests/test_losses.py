@@ -59,6 +59,7 @@ def make_case(name, rng):
     if name == "cce_logits":
         y = one_hot(rng.integers(0, K, N))
         y[1] = [0.1, 0.2, 0.3, 0.4]
+        y[2] = [0.0, 0.5, 0.0, 0.0]  # a row not summing to 1 (a weighted sample)
         return (losses.CategoricalCrossentropy(from_logits=True), y, rng.normal(0, 3, (N, K)),
                 reference.categorical_crossentropy_logits)
     if name == "sparse":
