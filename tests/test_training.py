@@ -315,3 +315,27 @@ def test_iris_reaches_a_good_accuracy():
     history = model.fit(x, y, epochs=40, batch_size=16, validation_split=0.2, verbose=0)
     assert history.history["val_accuracy"][-1] >= 0.85
     assert model.evaluate(x, y)["accuracy"] >= 0.9
+
+
+def test_an_activation_layer_after_dense_trains_like_dense_with_the_activation():
+    x, y = blobs(n=60)
+    fused = xpann.Sequential([Dense(8, activation="tanh"), Dense(3, activation="softmax")], input_dim=4, seed=0,
+                             dtype="float64")
+    split = xpann.Sequential([Dense(8, activation="tanh"), Dense(3), xpann.layers.Activation("softmax")],
+                             input_dim=4, seed=0, dtype="float64")
+    for model in (fused, split):
+        model.compile(xpann.optimizers.SGD(learning_rate=0.1), "sparse_categorical_crossentropy")
+    first = fused.fit(x, y, epochs=3, batch_size=16, verbose=0).history["loss"]
+    second = split.fit(x, y, epochs=3, batch_size=16, verbose=0).history["loss"]
+    numpy.testing.assert_allclose(second, first, rtol=1e-12)
+    assert_close_weights(split.get_weights(), fused.get_weights())
+
+
+def test_dense_layers_without_bias_train():
+    x, y = linear_data(n=64)
+    model = xpann.Sequential([Dense(8, activation="tanh", use_bias=False), Dense(1, use_bias=False)],
+                             input_dim=3, seed=0)
+    model.compile(xpann.optimizers.Adam(learning_rate=0.02), "mse")
+    history = model.fit(x, y - 0.5, epochs=20, batch_size=16, verbose=0)
+    assert [w.shape for w in model.get_weights()] == [(3, 8), (8, 1)]
+    assert history.history["loss"][-1] < 0.2 * history.history["loss"][0]
