@@ -13,10 +13,9 @@ def _as_array(backend, value, what, expected):
         raise ValueError(f"{what} is None; give {expected}.")
     if backend.is_array(value) or isinstance(value, numpy.ndarray):
         return value
-    if hasattr(value, "__cuda_array_interface__") or type(value).__module__.split(".")[0] == "cupy":
-        return backend.asarray(value)
+    on_device = hasattr(value, "__cuda_array_interface__") or type(value).__module__.split(".")[0] == "cupy"
     try:
-        return numpy.asarray(value)
+        return backend.asarray(value) if on_device else numpy.asarray(value)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{what} must be a numeric array or array-like ({error}).") from None
 
