@@ -13,7 +13,7 @@ def _as_array(backend, value, what, expected):
         raise ValueError(f"{what} is None; give {expected}.")
     if backend.is_array(value) or isinstance(value, numpy.ndarray):
         return value
-    on_device = hasattr(value, "__cuda_array_interface__") or type(value).__module__.split(".")[0] == "cupy"
+    on_device = hasattr(value, "__cuda_array_interface__")  # another device's array: the backend moves it
     try:
         return backend.asarray(value) if on_device else numpy.asarray(value)
     except (TypeError, ValueError) as error:
