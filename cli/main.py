@@ -34,6 +34,7 @@ def cli(ctx, debug):
     ctx.ensure_object(dict)["debug"] = debug
 
 
+from .diagnose import diagnose  # noqa: E402
 from .evaluate import evaluate  # noqa: E402
 from .info import info  # noqa: E402
 from .predict import predict  # noqa: E402
@@ -43,6 +44,7 @@ cli.add_command(info)
 cli.add_command(train)
 cli.add_command(evaluate)
 cli.add_command(predict)
+cli.add_command(diagnose)
 
 
 def main():

@@ -11,6 +11,7 @@ import sys
 import time
 import warnings
 
+from . import diagnostics
 from ._checks import non_negative, positive, positive_int
 from .errors import TrainingHealthWarning
 
@@ -306,3 +307,101 @@ class ProgressLogger(Callback):
             self._bar = None
         else:
             print(f"Epoch {epoch + 1}/{self.epochs} - {seconds:.2f}s - {values}", file=self.stream)
+
+
+class GradientMonitor(Callback):
+    """Per-layer gradient health during ``fit``: one record every ``every`` epochs (``per="epoch"``,
+    the first epoch always included) or every ``every`` training steps (``per="step"``).
+
+    ``history`` is a list of records, plain host numbers: ``{"epoch", "step", "loss",
+    "global_grad_norm", "layers": [{"name", "activation", "grad_norm", "kernel_grad_norm",
+    "bias_grad_norm", "weight_norm", "update_ratio", "dead_fraction", "saturated_fraction"}]}``.
+    ``epoch`` counts from 0, ``step`` is the number of optimizer steps done; ``grad_norm`` is the
+    root mean square over the window's batches of the layer's gradient norm (kernel and bias
+    together); ``update_ratio`` is ||update|| / ||weights|| of the window's first step;
+    ``dead_fraction`` (ReLU family) is the share of units that never fired over the window's
+    batches and ``saturated_fraction`` (sigmoid, tanh) the share of outputs within 1e-3 of the
+    activation's bounds, averaged over the samples; None where the activation has no such notion.
+
+    Sums are kept on the device and read once per record. With ``warn`` the health rules of
+    ``xpann.diagnostics`` run on each record and issue ``TrainingHealthWarning``s. ``sample=True``
+    measures only the first batch of each window (unit activity over its first 64 rows): the
+    light check that ``fit`` runs by default. ``problems`` lists each finding ``(kind, layer,
+    message)`` once, kind one of vanishing, exploding, dead, saturated. ``save(path)`` writes
+    the records as JSON.
+    """
+
+    def __init__(self, every=1, per="epoch", warn=True, sample=False):
+        if per not in ("epoch", "step"):
+            raise ValueError(f"Unknown per {per!r}; valid values are epoch, step.")
+        self.every = positive_int("every", every)
+        self.per = per
+        self.warn = bool(warn)
+        self.sample = bool(sample)
+        self.history = []
+        self.problems = []
+
+    @classmethod
+    def health_check(cls):
+        """The light check ``fit`` adds when no GradientMonitor is given: one sampled batch per epoch."""
+        return cls(every=1, per="epoch", warn=True, sample=True)
+
+    def on_train_begin(self, logs=None):
+        self.history = []
+        self.problems = []
+        self._collector = diagnostics.GradientCollector(self.model, sample=self.sample)
+        self._rules = diagnostics.HealthRules(self.model)
+        self._first_iteration = self.model.optimizer.iterations
+        self._window = 0
+        self._epoch = 0
+        self._recording = self._collecting = self.per == "step"
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        if self.per == "epoch":
+            self._recording = self._collecting = epoch % self.every == 0
+            self._window = 0
+            self._collector.start()
+
+    def on_train_batch_gradients(self, batch):
+        # Only this hook runs per step (no on_train_batch_end), so a monitor that is done
+        # collecting costs one attribute test a step. The weights the previous step updated are
+        # settled here, at the next step, or at the epoch's end.
+        if not self._collecting:
+            return
+        collector = self._collector
+        collector.settle()
+        if self.per == "step":
+            if self._window == self.every:
+                self._record(None)  # the window ended with the previous step
+        elif collector.complete:
+            self._collecting = False  # a sampled window is measured: the other batches cost nothing
+            return
+        collector.gradients(first=self._window == 0)
+        self._window += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.per == "epoch":
+            if self._recording:
+                self._collector.settle()
+                self._record((logs or {}).get("loss"))
+        elif self._window == self.every:
+            self._collector.settle()
+            self._record(None)
+
+    def _record(self, loss):
+        steps = self.model.optimizer.iterations - self._first_iteration
+        record = {"epoch": self._epoch, "step": steps, "loss": loss, **self._collector.read()}
+        self._window = 0
+        self.history.append(record)
+        for kind, layer, message in self._rules.check(record, loss, warn=self.warn):
+            if not any(seen[:2] == (kind, layer) for seen in self.problems):
+                self.problems.append((kind, layer, message))
+
+    def to_json(self, indent=None):
+        """The records as JSON text; non-finite numbers become null."""
+        return diagnostics.records_to_json(self.history, indent=indent)
+
+    def save(self, path):
+        """Write the records to ``path`` as JSON."""
+        diagnostics.records_to_json(self.history, path, indent=1)

@@ -248,6 +248,8 @@ class Sequential:
         given = list(callbacks or [])
         extra = [] if any(isinstance(c, callbacks_module.TerminateOnNaN) for c in given) else [
             callbacks_module.TerminateOnNaN()]
+        if not any(isinstance(c, callbacks_module.GradientMonitor) for c in given):
+            extra.append(callbacks_module.GradientMonitor.health_check())  # light, one sampled batch per epoch
         progress = [callbacks_module.ProgressLogger(verbose, epochs, steps)] if verbose else []
         callback_list = callbacks_module.CallbackList([self.history, *extra, *given, *progress], self)
         if not self.optimizer.built:

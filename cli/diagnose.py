@@ -1,0 +1,491 @@
+"""``xpann diagnose``: train a deep MLP briefly and watch its gradients, layer by layer, to see
+why it learns or not: vanishing and exploding gradients, dead and saturated units."""
+
+import math
+import os
+import warnings
+
+import click
+
+import xpann
+from xpann import preprocessing
+from xpann.callbacks import GradientMonitor
+from xpann.diagnostics import records_to_json
+from xpann.errors import TrainingHealthWarning
+
+from . import data, report
+
+DEFAULT_DATASET = "breast_cancer"
+LEARNS_BELOW = 0.8
+"""A set-up learns when its last training loss is below this fraction of a constant guess's."""
+
+COMPARE = (
+    ("sigmoid", "glorot_uniform", 1.0),   # the library default init: still vanishes with sigmoid
+    ("tanh", "glorot_uniform", 1.0),
+    ("relu", "he_normal", 1.0),
+    ("leaky_relu", "he_normal", 1.0),
+    ("relu", "he_normal", 2.0),           # weights twice too large: x2 per layer compounds
+)
+SHORT_INIT = {"glorot_uniform": "glorot", "glorot_normal": "glorot_n", "he_normal": "he", "he_uniform": "he_u",
+              "lecun_normal": "lecun", "lecun_uniform": "lecun_u"}
+
+
+class Setup:
+    """One network configuration: hidden activation, kernel initialiser and a factor on its spread."""
+
+    def __init__(self, activation, init, scale=1.0):
+        self.activation = activation
+        self.init = init
+        self.scale = float(scale)
+
+    @property
+    def label(self):
+        scale = "" if self.scale == 1 else f" x{self.scale:g}"
+        return f"{self.activation}/{SHORT_INIT.get(self.init, self.init)}{scale}"
+
+    @property
+    def description(self):
+        scale = "" if self.scale == 1 else f", weights x{self.scale:g}"
+        return f"{self.activation} + {self.init}{scale}"
+
+    def initializer(self):
+        return scaled_initializer(self.init, self.scale)
+
+
+def scaled_initializer(name, scale):
+    """The initialiser ``name`` with its standard deviation multiplied by ``scale``."""
+    base = xpann.initializers.get(name)
+    if scale == 1:
+        return base
+    inits = xpann.initializers
+    if isinstance(base, inits.VarianceScaling):
+        return inits.VarianceScaling(scale=base.scale * scale ** 2, mode=base.mode, distribution=base.distribution)
+    if isinstance(base, inits.RandomNormal):
+        return inits.RandomNormal(mean=base.mean, stddev=base.stddev * scale)
+    if isinstance(base, inits.RandomUniform):
+        return inits.RandomUniform(minval=base.minval * scale, maxval=base.maxval * scale)
+    raise ValueError(f"--init-scale needs a random initialiser (glorot_*, he_*, lecun_*, uniform, random_normal); "
+                     f"{name!r} is not one.")
+
+
+def _setup(ctx, param, values):
+    setups = []
+    for value in values:
+        parts = value.split(":")
+        try:
+            scale = float(parts[2]) if len(parts) == 3 else 1.0
+            if len(parts) not in (2, 3) or not (scale > 0 and math.isfinite(scale)):
+                raise ValueError
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not ACTIVATION:INIT[:SCALE] (e.g. relu:he_normal:2).") from None
+        setup = Setup(parts[0].strip().lower(), parts[1].strip().lower(), scale)
+        try:
+            xpann.activations.get(setup.activation)
+            setup.initializer()
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
+        setups.append(setup)
+    return setups
+
+
+def _checked(build):
+    def callback(ctx, param, value):
+        try:
+            build(value)
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
+        return value.strip().lower()
+
+    return callback
+
+
+@click.command()
+@click.argument("data_file", metavar="[DATA.csv]", required=False)
+@click.option("--target", "-t", metavar="COLUMN", help="The column to predict in DATA.csv.")
+@click.option("--dataset", metavar="NAME",
+              help=f"A bundled data set (breast_cancer, diabetes, iris, wine) [default: {DEFAULT_DATASET}].")
+@click.option("--depth", type=click.IntRange(min=1), default=10, show_default=True, help="Hidden layers.")
+@click.option("--width", type=click.IntRange(min=1), default=32, show_default=True, help="Units per hidden layer.")
+@click.option("--activation", default="sigmoid", show_default=True,
+              callback=_checked(lambda name: xpann.activations.get(name)), help="Hidden-layer activation.")
+@click.option("--init", "init", default="glorot_uniform", show_default=True,
+              callback=_checked(lambda name: xpann.initializers.get(name)),
+              help="Kernel initialiser of every layer.")
+@click.option("--init-scale", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Multiply the initial weights' spread by this factor (2: twice too large).")
+@click.option("--optimizer", default="sgd", show_default=True,
+              callback=_checked(lambda name: xpann.optimizers.get(name)), help="Optimizer name.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True,
+              help="Learning rate.")
+@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--compare", is_flag=True,
+              help="Run several set-ups side by side: sigmoid + default init, tanh + Glorot, ReLU + He, "
+                   "leaky ReLU + He, and ReLU + He with weights twice too large.")
+@click.option("--setup", "setups", multiple=True, metavar="ACT:INIT[:SCALE]", callback=_setup,
+              help="With --compare: a set-up to run instead of the default ones (repeatable).")
+@click.option("--plot", metavar="FILE.png", help="Draw per-layer gradient norms against epoch (needs xpann[plot]).")
+@click.option("--json", "json_path", metavar="FILE", help="Write the per-layer records as JSON.")
+@click.option("--backend", type=click.Choice(["numpy", "cupy", "auto"], case_sensitive=False), default=None,
+              help="numpy (CPU), cupy (GPU) or auto [default: $XPANN_BACKEND, else numpy].")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+def diagnose(data_file, target, dataset, depth, width, activation, init, init_scale, optimizer, lr, epochs,
+             batch_size, compare, setups, plot, json_path, backend, seed):
+    """Train a deep MLP briefly and print, layer by layer, its gradient norms and its dead and
+    saturated units over time, to see why a network does or does not learn.
+
+    The defaults build the classic failure (10 sigmoid layers, plain SGD); change --activation,
+    --init or --init-scale to try the fixes, or use --compare to see them side by side.
+    """
+    if setups and not compare:
+        raise click.UsageError("--setup chooses the set-ups of --compare; add --compare.")
+    backend = xpann.backend.resolve_backend(backend)
+    pyplot = _plotting(plot) if plot else None
+    if json_path:
+        data.check_writable(json_path, "records")
+    x, y, encoder, source = _load(data_file, dataset, target)
+    if compare:
+        chosen = list(setups) or [Setup(*fields) for fields in COMPARE]
+    else:
+        chosen = [Setup(activation, init, init_scale)]
+    if not compare:
+        chosen[0].initializer()  # a bad --init-scale fails before training
+    steps = math.ceil(len(x) / min(batch_size, len(x)))
+    click.echo(f"Data: {source}: {len(x):,} rows, {x.shape[1]} inputs, {encoder.task}"
+               + (f" of {len(encoder.classes)} classes." if encoder.task == "classification" else "."))
+    click.echo(f"Network: {x.shape[1]} -> {depth} x {width} hidden -> {encoder.n_outputs} "
+               f"{encoder.output_activation}; {optimizer} lr {lr:g}, batch {batch_size} ({steps} steps an epoch), "
+               f"{epochs} epochs, seed {seed}, {report.describe_backend(backend)}.")
+    baseline = _constant_guess_loss(y, encoder)
+    results = [_train(setup, x, y, encoder, depth, width, optimizer, lr, epochs, batch_size, seed, backend, baseline)
+               for setup in chosen]
+    click.echo("")
+    if compare:
+        _print_comparison(results, baseline)
+    else:
+        _print_single(results[0], baseline)
+    if json_path:
+        _write_json(json_path, results, source, depth, width, optimizer, lr, epochs, batch_size, seed, baseline)
+        click.echo(f"Wrote the records to {json_path}.")
+    if plot:
+        _plot(pyplot, results, plot, steps)
+        click.echo(f"Saved the gradient-norm plot to {plot}.")
+
+
+# ----- data and training ---------------------------------------------------------------------
+
+
+def _load(data_file, dataset, target):
+    """(x float32, y, TargetEncoder, description): standardised features, encoded target."""
+    if data_file and dataset:
+        raise click.UsageError("Give a CSV file or --dataset, not both.")
+    if data_file:
+        if not target:
+            columns = ", ".join(map(str, data.read_csv(data_file).columns))
+            raise click.UsageError(f"Say which column of {data_file} to predict with --target COLUMN; "
+                                   f"its columns are: {columns}.")
+        path, source = data_file, os.path.basename(str(data_file))
+    else:
+        dataset = dataset or DEFAULT_DATASET
+        path, source = data.dataset_path(dataset), f"bundled data set {dataset!r}"
+        target = target or xpann.datasets.TARGET_COLUMN
+    frame = data.read_csv(path)
+    data.require_column(frame, target, path, what="Target column")
+    frame = frame[frame[target].notna()]
+    if len(frame) == 0:
+        raise ValueError(f"The target column {target!r} is empty in every row.")
+    task, _ = preprocessing.infer_task(frame[target])
+    features = [column for column in frame.columns if column != target]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", preprocessing.PreprocessingWarning)
+        x = preprocessing.TabularPreprocessor().fit_transform(frame, features)
+    encoder = preprocessing.TargetEncoder(task, name=target).fit(frame[target])
+    return x, encoder.transform(frame[target]), encoder, source
+
+
+def _constant_guess_loss(y, encoder):
+    """The training loss of the best constant prediction: the class entropy, or the variance."""
+    values = [float(v) for v in y]
+    if encoder.task == "classification":
+        counts = {}
+        for value in values:
+            counts[value] = counts.get(value, 0) + 1
+        return -sum(c / len(values) * math.log(c / len(values)) for c in counts.values())
+    mean = sum(values) / len(values)
+    return sum((v - mean) ** 2 for v in values) / len(values)
+
+
+def _train(setup, x, y, encoder, depth, width, optimizer, lr, epochs, batch_size, seed, backend, baseline):
+    initializer = setup.initializer()
+    layers = [xpann.layers.Dense(width, activation=setup.activation, kernel_initializer=initializer)
+              for _ in range(depth)]
+    layers.append(xpann.layers.Dense(encoder.n_outputs, activation=encoder.output_activation,
+                                     kernel_initializer=initializer))
+    model = xpann.Sequential(layers, input_dim=x.shape[1], seed=seed, backend=backend)
+    metric = "accuracy" if encoder.task == "classification" else "r2"
+    model.compile(optimizer=type(xpann.optimizers.get(optimizer))(learning_rate=lr), loss=encoder.loss,
+                  metrics=[metric])
+    per_epoch = GradientMonitor(every=1, per="epoch")
+    per_step = GradientMonitor(every=1, per="step", warn=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.simplefilter("ignore", RuntimeWarning)  # overflow noise from NumPy once weights blow up
+        history = model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True,
+                            callbacks=[per_epoch, per_step])
+    messages = []
+    for warning in caught:
+        text = str(warning.message)
+        if issubclass(warning.category, TrainingHealthWarning) and text not in messages:
+            messages.append(text)
+    losses = history.history["loss"]
+    kinds = [kind for kind in ("vanishing", "exploding", "dead", "saturated")
+             if any(kind in text.lower() for text in messages)]
+    if not all(math.isfinite(value) for value in losses):
+        epoch = next(i for i, value in enumerate(losses) if not math.isfinite(value)) + 1
+        verdict = f"explodes (loss {losses[epoch - 1]} in epoch {epoch}, stopped)"
+        if "exploding" not in kinds:
+            kinds.insert(0, "exploding")
+    elif losses[-1] < LEARNS_BELOW * baseline:
+        verdict = "learns"
+    else:
+        verdict = "does not learn"
+    return {
+        "setup": setup, "metric": metric, "loss": losses, "metric_values": history.history[metric],
+        "records": per_epoch.history, "steps": per_step.history, "warnings": messages, "kinds": kinds,
+        "verdict": verdict,
+    }
+
+
+# ----- tables --------------------------------------------------------------------------------
+
+
+def _norm(value):
+    if value is None:
+        return "-"
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.1e}"
+
+
+def _percent(value):
+    return "-" if value is None or not math.isfinite(value) else f"{value:.0%}"
+
+
+def _pick(count, most=5):
+    """Up to ``most`` indices spread over range(count), first and last included."""
+    if count <= most:
+        return list(range(count))
+    return sorted({round(i * (count - 1) / (most - 1)) for i in range(most)})
+
+
+def _summary(result, baseline):
+    losses, metric = result["loss"], result["metric"]
+    last = result["metric_values"][-1] if result["metric_values"] else float("nan")
+    return (f"loss {losses[0]:.3f} (epoch 1) -> {losses[-1]:.3f} (epoch {len(losses)}), {metric} "
+            f"{last:.3f}; a constant guess scores loss {baseline:.3f}: {result['verdict']}.")
+
+
+def _print_single(result, baseline):
+    records = result["records"]
+    setup = result["setup"]
+    click.echo(f"Set-up: {setup.description}. {_summary(result, baseline)}")
+    click.echo("")
+    chosen = _pick(len(records))
+    first, last = records[0], records[-1]
+    header = ["layer", "activation"] + [f"|grad| ep {records[i]['epoch'] + 1}" for i in chosen] + [
+        f"dead ep 1->{last['epoch'] + 1}", f"saturated ep 1->{last['epoch'] + 1}", "update/weight"]
+    rows = []
+    for position, layer in enumerate(first["layers"]):
+        at_end = last["layers"][position]
+        rows.append([layer["name"], layer["activation"]]
+                    + [_norm(records[i]["layers"][position]["grad_norm"]) for i in chosen]
+                    + [_change(layer["dead_fraction"], at_end["dead_fraction"]),
+                       _change(layer["saturated_fraction"], at_end["saturated_fraction"]),
+                       _norm(at_end["update_ratio"])])
+    click.echo("Gradient norm per layer (root mean square over each epoch's batches), dead and saturated units:")
+    click.echo(report.table(rows, header=header))
+    _print_warnings([result])
+
+
+def _change(start, end):
+    if start is None and end is None:
+        return "-"
+    return f"{_percent(start)} -> {_percent(end)}"
+
+
+def _print_comparison(results, baseline):
+    for result in results:
+        click.echo(f"{result['setup'].label:>16}: {result['setup'].description}")
+    click.echo("")
+    labels = [result["setup"].label for result in results]
+    names = [layer["name"] for layer in results[0]["records"][0]["layers"]]
+
+    def block(title, pick):
+        click.echo(title)
+        rows = [[name] + [_norm(pick(result, position)) for result in results] for position, name in enumerate(names)]
+        click.echo(report.table(rows, header=["layer"] + labels))
+        click.echo("")
+
+    block("Gradient norm per layer at the first step (the initialisation):",
+          lambda result, i: result["steps"][0]["layers"][i]["grad_norm"] if result["steps"] else None)
+    block("Gradient norm per layer over the last epoch (root mean square over its batches):",
+          lambda result, i: result["records"][-1]["layers"][i]["grad_norm"])
+    rows = [
+        ["first / last layer |grad| (step 1)"] + [_norm(_ratio(result)) for result in results],
+        ["dead units, worst layer (last epoch)"] + [_percent(_worst(result, "dead_fraction")) for result in results],
+        ["saturated, worst hidden layer"] + [_percent(_worst(result, "saturated_fraction", hidden=True))
+                                             for result in results],
+        ["loss, epoch 1"] + [f"{result['loss'][0]:.3f}" for result in results],
+        [f"loss, last epoch (constant guess {baseline:.3f})"] + [f"{result['loss'][-1]:.3f}" for result in results],
+        [f"{results[0]['metric']}, last epoch"] + [f"{result['metric_values'][-1]:.3f}" for result in results],
+        ["epochs run"] + [str(len(result["loss"])) for result in results],
+        ["warnings"] + [", ".join(result["kinds"]) or "none" for result in results],
+        ["verdict"] + [result["verdict"].split(" (")[0] for result in results],
+    ]
+    click.echo("Summary:")
+    click.echo(report.table(rows, header=[""] + labels))
+    _print_warnings(results)
+
+
+def _ratio(result):
+    if not result["steps"]:
+        return None
+    layers = result["steps"][0]["layers"]
+    first, last = layers[0]["grad_norm"], layers[-1]["grad_norm"]
+    if not (math.isfinite(first) and math.isfinite(last)) or last == 0:
+        return None
+    return first / last
+
+
+def _worst(result, key, hidden=False):
+    layers = result["records"][-1]["layers"]
+    if hidden:
+        layers = layers[:-1]
+    values = [layer[key] for layer in layers if layer[key] is not None and math.isfinite(layer[key])]
+    return max(values) if values else None
+
+
+def _print_warnings(results):
+    lines = [(result["setup"].label, text) for result in results for text in result["warnings"]]
+    if not lines:
+        click.echo("\nNo training-health warnings.")
+        return
+    click.echo("\nWarnings raised during training:")
+    for label, text in lines:
+        click.echo(f"  [{label}] {text}" if len(results) > 1 else f"  {text}")
+
+
+# ----- JSON and plot -------------------------------------------------------------------------
+
+
+def _write_json(path, results, source, depth, width, optimizer, lr, epochs, batch_size, seed, baseline):
+    document = {
+        "data": source, "depth": depth, "width": width, "optimizer": optimizer, "learning_rate": lr,
+        "epochs": epochs, "batch_size": batch_size, "seed": seed, "constant_guess_loss": baseline,
+        "setups": [],
+    }
+    for result in results:
+        setup = result["setup"]
+        names = [layer["name"] for layer in result["steps"][0]["layers"]] if result["steps"] else []
+        document["setups"].append({
+            "label": setup.label, "activation": setup.activation, "init": setup.init, "init_scale": setup.scale,
+            "verdict": result["verdict"], "loss": result["loss"], result["metric"]: result["metric_values"],
+            "warnings": result["warnings"], "records": result["records"],
+            "step_grad_norms": {
+                "step": [record["step"] for record in result["steps"]],
+                "layers": {name: [record["layers"][i]["grad_norm"] for record in result["steps"]]
+                           for i, name in enumerate(names)},
+            },
+        })
+    text = records_to_json(document)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text + "\n")
+
+
+def _plotting(path):
+    """matplotlib's pyplot on the file-only Agg backend; a clear message when it is missing."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise click.ClickException(
+            "--plot needs matplotlib, which is not installed. Install it with: pip install 'xpann[plot]'") from None
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    suffix = os.path.splitext(path)[1].lstrip(".").lower()
+    kinds = pyplot.figure().canvas.get_supported_filetypes()
+    pyplot.close("all")
+    if suffix not in kinds:
+        raise click.BadParameter(f"{path!r}: matplotlib cannot write .{suffix or '(no extension)'} files; "
+                                 f"use one of .{', .'.join(sorted(kinds))}.", param_hint="'--plot'")
+    data.check_writable(path, "plot")
+    return pyplot
+
+
+def _plot(pyplot, results, path, steps_per_epoch):
+    """One panel per set-up: each layer's gradient norm against epoch (root mean square over the last
+    half epoch of steps), log scale, coloured from the first layer (dark) to the last (light); a red
+    cross where it stops being finite."""
+    from matplotlib import cm
+
+    count = len(results) + 1  # and a panel of the training losses
+    columns = min(count, 3)
+    rows = math.ceil(count / columns)
+    figure, axes = pyplot.subplots(rows, columns, figsize=(4.6 * columns, 3.6 * rows), sharey=True, squeeze=False)
+    finite = [layer["grad_norm"] for result in results for record in result["steps"] for layer in record["layers"]
+              if math.isfinite(layer["grad_norm"]) and layer["grad_norm"] > 0]
+    low, high = (min(finite), max(finite)) if finite else (1e-8, 1.0)
+    smooth = max(1, steps_per_epoch // 2)
+    for axis, result in zip(axes.flat, results):
+        steps = result["steps"]
+        names = [layer["name"] for layer in steps[0]["layers"]] if steps else []
+        colours = cm.viridis([i / max(1, len(names) - 1) for i in range(len(names))])
+        broken = None
+        for i, name in enumerate(names):
+            shown, window = [], []
+            for record in steps:
+                epoch, value = (record["step"] - 1) / steps_per_epoch, record["layers"][i]["grad_norm"]
+                if not math.isfinite(value):
+                    broken = epoch if broken is None else min(broken, epoch)
+                    break
+                window = (window + [value * value])[-smooth:]  # RMS over the last half epoch of steps
+                shown.append((epoch, max(math.sqrt(sum(window) / len(window)), low)))
+            if shown:
+                axis.plot(*zip(*shown), color=colours[i], linewidth=0.9,
+                          label=name if i in (0, len(names) - 1) else None)
+        if broken is not None:
+            axis.axvline(broken, color="red", linestyle="--", linewidth=1)
+            axis.plot([broken], [high], marker="x", color="red", markersize=10, markeredgewidth=2)
+            axis.annotate(f"inf/NaN at step {round(broken * steps_per_epoch) + 1}: stopped", (broken, high),
+                          xytext=(6, -14), textcoords="offset points", color="red", fontsize=8)
+        axis.set_yscale("log")
+        axis.set_xlim(0, max(1.0, max(((r["step"] - 1) / steps_per_epoch for r in steps), default=1.0)))
+        axis.set_title(f"{result['setup'].description}\n{result['verdict'].split(' (')[0]}", fontsize=9,
+                       color="red" if result["verdict"] != "learns" else "black")
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3, which="both", linewidth=0.4)
+        if names:
+            axis.legend(fontsize=7, loc="upper right", title="layer", title_fontsize=7)
+    for axis in axes[:, 0]:
+        axis.set_ylabel("gradient norm per layer")
+    axes[0, 0].set_ylim(low / 3, high * 30)
+    losses = list(axes.flat)[count - 1]
+    losses.remove()
+    losses = figure.add_subplot(rows, columns, count)
+    for result in results:
+        values = result["loss"]
+        shown = [(epoch + 1, value) for epoch, value in enumerate(values) if math.isfinite(value)]
+        line, = losses.plot(*zip(*shown), marker="." if len(shown) < 3 else None) if shown else losses.plot([], [])
+        line.set_label(result["setup"].label + ("" if len(shown) == len(values) else " (inf/NaN, stopped)"))
+    losses.set_title("training loss per set-up", fontsize=9)
+    losses.set_xlabel("epoch")
+    losses.set_ylabel("loss")
+    losses.set_yscale("log")
+    losses.grid(alpha=0.3, which="both", linewidth=0.4)
+    losses.legend(fontsize=7)
+    for axis in list(axes.flat)[count:]:
+        axis.set_visible(False)
+    figure.suptitle("Per-layer gradient norms (first layer dark, last layer light)", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    pyplot.close(figure)
