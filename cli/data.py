@@ -69,7 +69,8 @@ def require_column(frame, column, path, what="Column"):
     if column in frame.columns:
         return
     columns = [str(c) for c in frame.columns]
-    close = difflib.get_close_matches(str(column), columns, n=1)
+    close = [c for c in columns if c.lower() == str(column).lower()] or \
+        difflib.get_close_matches(str(column), columns, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise ValueError(f"{what} {column!r} is not in {path}; its columns are: {', '.join(columns)}.{hint}")
 

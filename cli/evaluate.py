@@ -19,8 +19,10 @@ from .model_file import TabularModel
 @click.option("--backend", type=click.Choice(["numpy", "cupy", "auto"], case_sensitive=False), default=None,
               help="numpy (CPU), cupy (GPU) or auto [default: $XPANN_BACKEND, else numpy].")
 def evaluate(model_file, data_file, target, as_json, backend):
-    """Loss and metrics of MODEL on DATA.csv: accuracy, per-class precision and recall and the
-    confusion matrix for a classifier; mae, rmse and r2 in the target's units for a regression."""
+    """Loss and metrics of MODEL on a labelled DATA.csv.
+
+    A classifier gets its accuracy, per-class precision and recall and the confusion matrix; a
+    regression gets mae, rmse and r2 in the target's units."""
     backend = xpann.backend.resolve_backend(backend)
     loaded = TabularModel(model_file, backend=backend)
     encoder = loaded.target
@@ -32,10 +34,11 @@ def evaluate(model_file, data_file, target, as_json, backend):
     if not present.any():
         raise ValueError(f"The target column {target!r} of {data_file} is empty in every row.")
     frame = frame[present]
-    loaded.features.check_columns(frame)
-    with report.warnings_as_messages():
-        x = loaded.features.transform(frame)
+    x = loaded.transform(frame, data_file)
+    try:
         y = encoder.transform(frame[target])
+    except ValueError as error:
+        raise ValueError(f"{data_file}: {error}") from None
     results = report.in_target_units(loaded.model.evaluate(x, y), encoder)
     summary = {"model": model_file, "data": data_file, "rows": len(frame), "skipped_rows": skipped,
                "task": encoder.task, "target": target, "metrics": results}

@@ -88,7 +88,10 @@ def collect():
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON.")
 def info(as_json):
-    """Versions of xpann, Python, NumPy, CuPy and CUDA, the BLAS in use, and which backends work."""
+    """Versions, BLAS and GPU, and which backends work here.
+
+    Shows xpann, Python, NumPy, CuPy and CUDA versions, the BLAS NumPy uses, and for each
+    backend that does not work, why."""
     facts = collect()
     if as_json:
         click.echo(json.dumps(facts, indent=2))

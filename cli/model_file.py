@@ -5,6 +5,8 @@ import os
 import xpann
 from xpann import preprocessing
 
+from . import report
+
 
 class TabularModel:
     """A loaded model with its ``features`` (TabularPreprocessor), ``target`` (TargetEncoder)
@@ -36,3 +38,12 @@ class TabularModel:
         if self.task == "classification":
             return f"classification of {self.target.name!r} into {len(self.target.classes)} classes"
         return f"regression of {self.target.name!r}"
+
+    def transform(self, frame, path):
+        """The network inputs for the rows of ``frame`` (read from ``path``); a missing column or a
+        bad value is a ValueError naming the file, and unseen categories are warned about."""
+        try:
+            with report.warnings_as_messages():
+                return self.features.transform(frame)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None

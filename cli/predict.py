@@ -26,9 +26,7 @@ def predict(model_file, data_file, out, backend):
     if out is not None:
         data.check_writable(out, "predictions")
     frame = data.read_csv(data_file)
-    loaded.features.check_columns(frame)
-    with report.warnings_as_messages():
-        x = loaded.features.transform(frame)
+    x = loaded.transform(frame, data_file)
     missing = loaded.features.missing_counts(frame)
     if missing:
         counts = ", ".join(f"{name} {count:,}" for name, count in missing.items())

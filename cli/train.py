@@ -59,13 +59,13 @@ def _checked(build):
 @click.option("--task", type=click.Choice(["auto", "classification", "regression"], case_sensitive=False),
               default="auto", show_default=True,
               help="auto: classification for a text, true/false or whole-number target with few values.")
-@click.option("--hidden", default="64,32", show_default=True, callback=_widths,
+@click.option("--hidden", default="64,32", metavar="WIDTHS", show_default=True, callback=_widths,
               help="Widths of the hidden layers, comma-separated ('' for none).")
-@click.option("--activation", default="relu", show_default=True,
+@click.option("--activation", default="relu", metavar="NAME", show_default=True,
               callback=_checked(lambda name: xpann.activations.get(name)), help="Hidden-layer activation.")
-@click.option("--init", "initializer", default="he_normal", show_default=True,
+@click.option("--init", "initializer", default="he_normal", metavar="NAME", show_default=True,
               callback=_checked(lambda name: xpann.initializers.get(name)), help="Hidden-layer kernel initializer.")
-@click.option("--optimizer", default="adam", show_default=True,
+@click.option("--optimizer", default="adam", metavar="NAME", show_default=True,
               callback=_checked(lambda name: xpann.optimizers.get(name)), help="Optimizer name.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.001, show_default=True,
               help="Learning rate.")
@@ -85,7 +85,9 @@ def _checked(build):
 @click.option("--plot", metavar="FILE.png", help="Draw the loss and metric curves (needs xpann[plot]).")
 def train(data_file, target, dataset, task, hidden, activation, initializer, optimizer, lr, epochs, batch_size,
           val_split, patience, backend, seed, out, plot):
-    """Train a network on DATA.csv to predict --target, or on a bundled --dataset.
+    """Train a model on DATA.csv (or a bundled data set).
+
+    Learns to predict the --target column of DATA.csv, or the target of a bundled --dataset.
 
     With neither, trains on the bundled iris data set. The preprocessing (scaling, one-hot
     encodings, imputation, label names) is learned on the training rows and saved in the model.
@@ -146,7 +148,8 @@ def train(data_file, target, dataset, task, hidden, activation, initializer, opt
         seconds = time.perf_counter() - start
     health = [w for w in caught if issubclass(w.category, TrainingHealthWarning)]
     if health:
-        raise click.ClickException(f"Training failed. {health[0].message} No model was saved.")
+        raise click.ClickException(f"Training failed. {health[0].message} On the command line: a smaller --lr "
+                                   "or another --init. No model was saved.")
     for warning in {str(w.message): w for w in caught}:
         click.echo(f"Warning: {warning}", err=True)
 

@@ -150,7 +150,7 @@ def split_rows(n, validation_fraction, seed=None, labels=None):
     else:
         import pandas
 
-        codes = pandas.factorize(pandas.Series(list(labels), dtype=object).map(_text))[0]
+        codes = pandas.factorize(pandas.Series(list(labels), dtype=object).map(_text), use_na_sentinel=False)[0]
         if len(codes) != n:
             raise ValueError(f"labels has {len(codes)} entries for {n} rows; they must match.")
         groups = [numpy.flatnonzero(codes == code) for code in range(codes.max() + 1)]
@@ -222,7 +222,7 @@ class TabularPreprocessor:
             else:
                 specs.append(spec)
         if not specs:
-            detail = "; ".join(f"{k}: {v}" for k, v in dropped.items())
+            detail = "; ".join(f"{k!r}: {v}" for k, v in dropped.items())
             raise ValueError(f"No usable feature columns are left ({detail or 'there were none'}).")
         self.columns, self.dropped, self.missing, self.truncated = specs, dropped, missing, truncated
         self.rows = len(frame)

@@ -1,0 +1,227 @@
+"""Every user mistake is one message naming the file, column or value at fault, and a non-zero
+exit; no traceback reaches the user unless ``xpann --debug`` asks for it."""
+
+import json
+
+import numpy
+import pandas
+import pytest
+from click.testing import CliRunner
+
+import xpann
+from cli.main import cli
+
+IRIS = xpann.datasets.csv_path("iris")
+
+
+def fails(*args, exit_code=None):
+    """Run ``xpann ARGS``, which must fail with a message; returns the output."""
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code != 0, result.output
+    if exit_code is not None:
+        assert result.exit_code == exit_code, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    assert "Error:" in result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mistakes")
+    (folder / "empty.csv").write_bytes(b"")
+    (folder / "blank.csv").write_text("\n\n")
+    (folder / "header.csv").write_text("a,b,y\n")
+    (folder / "ragged.csv").write_text("a,b,y\n1,2,x\n3,4,5,6\n")
+    (folder / "semicolons.csv").write_text("a;b;y\n1;2;x\n")
+    (folder / "latin1.csv").write_bytes("ville,y\nS\xe8te,1\n".encode("latin-1"))
+    (folder / "folder.csv").mkdir()
+    frame = pandas.DataFrame({"a": numpy.arange(40) % 7 * 1.5, "b": ["x", "y"] * 20, "y": ["p", "q"] * 20})
+    frame.to_csv(folder / "good.csv", index=False)
+    bad_value = frame.astype({"a": object})
+    bad_value.loc[3, "a"] = "lots"
+    bad_value.to_csv(folder / "bad_value.csv", index=False)
+    frame.drop(columns=["b"]).to_csv(folder / "no_b.csv", index=False)
+    unknown_label = frame.copy()
+    unknown_label.loc[0, "y"] = "r"
+    unknown_label.to_csv(folder / "unknown_label.csv", index=False)
+    model = folder / "model.npz"
+    result = CliRunner().invoke(cli, ["train", str(folder / "good.csv"), "--target", "y", "--epochs", 1,
+                                      "--out", str(model)])
+    assert result.exit_code == 0, result.output
+    return folder, model
+
+
+# ----- data files -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, message", [
+    ("missing.csv", "No such file: {path}"),
+    ("empty.csv", "{path} is empty"),
+    ("blank.csv", "{path} is empty"),
+    ("header.csv", "{path} has a header but no data rows"),
+    ("ragged.csv", "{path} is not a well-formed CSV file: Expected 3 fields in line 3, saw 4"),
+    ("semicolons.csv", "{path} looks separated by semicolons"),
+    ("latin1.csv", "{path} is not UTF-8 text"),
+    ("folder.csv", "{path} is a folder, not a CSV file"),
+])
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict"])
+def test_bad_csv_files(files, name, message, command):
+    folder, model = files
+    path = folder / name
+    args = {"train": ["train", path, "--target", "y"], "evaluate": ["evaluate", model, path, "--target", "y"],
+            "predict": ["predict", model, path]}[command]
+    assert message.format(path=path) in fails(*args, exit_code=1)
+
+
+def test_a_target_that_is_not_a_column_lists_the_columns(files):
+    folder, model = files
+    output = fails("train", folder / "good.csv", "--target", "Y", exit_code=1)
+    assert "Target column 'Y' is not in" in output and "good.csv" in output
+    assert "its columns are: a, b, y" in output and "Did you mean 'y'?" in output
+    output = fails("evaluate", model, folder / "good.csv", "--target", "nope")
+    assert "'nope' is not in" in output and "a, b, y" in output
+
+
+def test_a_csv_without_target_asks_for_one(files):
+    folder, _ = files
+    output = fails("train", folder / "good.csv")
+    assert "--target COLUMN" in output and "a, b, y" in output
+
+
+def test_csv_and_dataset_together(files):
+    folder, _ = files
+    assert "not both" in fails("train", folder / "good.csv", "--dataset", "iris")
+
+
+def test_unknown_dataset():
+    assert "Unknown data set 'irs'" in fails("train", "--dataset", "irs") and "iris" in fails("train", "--dataset", "irs")
+
+
+def test_a_text_target_cannot_be_regression(files):
+    folder, _ = files
+    output = fails("train", folder / "good.csv", "--target", "y", "--task", "regression", "--epochs", 1)
+    assert "'y' holds text ('p'" in output
+
+
+def test_a_single_class_target(tmp_path):
+    pandas.DataFrame({"a": [1.0, 2.0, 3.0, 4.0, 5.0], "y": ["p"] * 5}).to_csv(tmp_path / "one.csv", index=False)
+    assert "only one class ('p')" in fails("train", tmp_path / "one.csv", "--target", "y")
+
+
+# ----- option values --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--epochs", "0", "Invalid value for '--epochs'"),
+    ("--epochs", "ten", "Invalid value for '--epochs'"),
+    ("--batch-size", "0", "Invalid value for '--batch-size'"),
+    ("--lr", "-1", "Invalid value for '--lr'"),
+    ("--val-split", "1", "Invalid value for '--val-split'"),
+    ("--hidden", "64,x", "'64,x' is not a comma-separated list of layer widths"),
+    ("--hidden", "64,0", "'64,0' is not a comma-separated list"),
+    ("--activation", "relux", "Unknown activation 'relux'; valid names are"),
+    ("--init", "he", "Unknown initializer 'he'; valid names are"),
+    ("--optimizer", "adamm", "Unknown optimizer 'adamm'; valid names are"),
+    ("--backend", "tpu", "Invalid value for '--backend'"),
+    ("--task", "clustering", "Invalid value for '--task'"),
+    ("--seed", "-1", "Invalid value for '--seed'"),
+])
+def test_bad_option_values(option, value, message):
+    output = fails("train", "--dataset", "iris", option, value, exit_code=2)
+    assert message in output
+
+
+def test_patience_needs_validation():
+    assert "--val-split > 0" in fails("train", "--dataset", "iris", "--patience", "2", "--val-split", "0")
+
+
+def test_unwritable_outputs(files, tmp_path):
+    folder, model = files
+    missing = tmp_path / "no" / "such" / "m.npz"
+    assert f"the folder {missing.parent} does not exist" in fails("train", "--dataset", "iris", "--out", missing)
+    assert "it is a folder" in fails("train", "--dataset", "iris", "--out", tmp_path)
+    out = tmp_path / "no" / "p.csv"
+    assert "Cannot write the predictions" in fails("predict", model, folder / "good.csv", "--out", out)
+    assert "cannot write .foo files" in fails("train", "--dataset", "iris", "--plot", tmp_path / "c.foo")
+
+
+# ----- model files ----------------------------------------------------------------------------
+
+
+def rewrite_config(source, target, change):
+    arrays = dict(numpy.load(source))
+    config = json.loads(str(arrays["config"]))
+    change(config)
+    arrays["config"] = numpy.array(json.dumps(config))
+    with open(target, "wb") as stream:
+        numpy.savez(stream, **arrays)
+
+
+@pytest.fixture(scope="module")
+def bad_models(files):
+    folder, model = files
+    models = {"missing": folder / "none.npz", "folder": folder / "folder.csv", "a CSV": folder / "good.csv"}
+    models["truncated"] = folder / "truncated.npz"
+    models["truncated"].write_bytes(model.read_bytes()[:300])
+    models["plain"] = folder / "plain.npz"
+    xpann.Sequential([xpann.layers.Dense(2)], input_dim=3).save(models["plain"])
+    models["newer format"] = folder / "newer.npz"
+    rewrite_config(model, models["newer format"], lambda c: c.update(format_version=99))
+    models["newer preprocessing"] = folder / "newer_tabular.npz"
+    rewrite_config(model, models["newer preprocessing"], lambda c: c["metadata"]["tabular"].update(version=9))
+    models["damaged preprocessing"] = folder / "damaged.npz"
+    rewrite_config(model, models["damaged preprocessing"],
+                   lambda c: c["metadata"]["tabular"]["features"].pop("columns"))
+    return folder, models
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("missing", "No model file at {path}"),
+    ("folder", "{path} is a folder, not a model file"),
+    ("a CSV", "{path} is not an xpann model file"),
+    ("truncated", "{path} is not an xpann model file"),
+    ("plain", "{path}: The model holds no tabular preprocessing"),
+    ("newer format", "{path} was written in model format 99"),
+    ("newer preprocessing", "{path}: The stored tabular preprocessing has version 9"),
+    ("damaged preprocessing", "{path}: The stored feature preprocessing is damaged"),
+])
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_bad_model_files(bad_models, kind, message, command):
+    folder, models = bad_models
+    path = models[kind]
+    args = [command, path, folder / "good.csv"] + (["--target", "y"] if command == "evaluate" else [])
+    output = fails(*args, exit_code=1)
+    assert message.format(path=path) in output
+
+
+# ----- rows that do not fit the model ---------------------------------------------------------
+
+
+def test_a_missing_feature_column_is_named(files):
+    folder, model = files
+    for args in (["predict", model, folder / "no_b.csv"], ["evaluate", model, folder / "no_b.csv"]):
+        output = fails(*args)
+        assert "no_b.csv" in output and "Missing feature column 'b'" in output
+
+
+def test_text_in_a_numeric_column_names_the_line(files):
+    folder, model = files
+    output = fails("predict", model, folder / "bad_value.csv")
+    assert "bad_value.csv: Column 'a' should hold numbers but holds 'lots' (line 5)" in output
+
+
+def test_a_label_unseen_in_training(files):
+    folder, model = files
+    output = fails("evaluate", model, folder / "unknown_label.csv")
+    assert "unknown_label.csv" in output and "never saw in training: 'r'" in output
+
+
+# ----- --debug --------------------------------------------------------------------------------
+
+
+def test_debug_shows_the_exception(files):
+    folder, _ = files
+    result = CliRunner().invoke(cli, ["--debug", "train", str(folder / "missing.csv"), "--target", "y"])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ValueError) and "No such file" in str(result.exception)
