@@ -51,7 +51,7 @@ class Linear(Activation):
 
 
 class Sigmoid(Activation):
-    """f(z) = 1 / (1 + exp(-z)), computed from exp(-|z|) so it never overflows; f' = y(1 - y)."""
+    """f(z) = 1 / (1 + exp(-z)), computed from exp(-|z|) so it never overflows; f' = (1 - y) y."""
 
     name = "sigmoid"
     uses_input = False
@@ -60,7 +60,7 @@ class Sigmoid(Activation):
         return sigmoid(backend.xp, z)
 
     def backward(self, backend, dy, z, y):
-        return dy * y * (1 - y)
+        return dy * (1 - y) * y  # torch's sigmoid_backward order
 
 
 def sigmoid(xp, z):

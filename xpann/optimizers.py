@@ -304,7 +304,9 @@ class Nadam(Optimizer):
         m, v = self.slots["m"], self.slots["v"]
         mu = self.beta_1 * (1 - 0.5 * 0.96 ** (step * self.momentum_decay))
         mu_next = self.beta_1 * (1 - 0.5 * 0.96 ** ((step + 1) * self.momentum_decay))
-        self.mu_product *= mu
+        # kept in the parameters' dtype, as torch keeps it in its default dtype (float32)
+        scalar = p.dtype.type
+        self.mu_product = float(scalar(self.mu_product) * scalar(mu))
         _lerp(xp, m, g, 1 - self.beta_1, t)
         _decay_add_square(xp, v, g, self.beta_2, t)
         denom = v / (1 - self.beta_2**step)
