@@ -163,9 +163,6 @@ def test_none_and_empty_data():
         model.fit(X, numpy.zeros(0), verbose=0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "model.py _prepare takes y=None to mean 'features only', so fit/evaluate/train_on_batch "
-    "with y=None fail on tuple unpacking ('too many values to unpack') instead of a clear message."))
 @pytest.mark.parametrize("call", ["fit", "evaluate", "train_on_batch"])
 def test_missing_targets(call):
     kwargs = {"verbose": 0} if call == "fit" else {}
@@ -180,9 +177,6 @@ def test_a_wrong_validation_data_shape():
         classifier().fit(X, Y, validation_data=(X[:, :3], Y), verbose=0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "model.py fit: validation_data goes through _prepare, whose messages say 'x'/'y', so a bad "
-    "validation set reads as if the training data were at fault."))
 def test_a_bad_validation_set_is_named_as_such():
     with pytest.raises(ValueError, match="validation"):
         classifier().fit(X, Y, validation_data=(X[:, :3], Y), verbose=0)
@@ -303,9 +297,6 @@ def test_bad_batch_sizes_for_inference():
         classifier().evaluate(X, Y, batch_size=-4)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "model.py compile assigns self.optimizer and self.loss before the metrics are checked, so a "
-    "compile that raises leaves the model half changed (new unbuilt optimizer, new loss, old metrics)."))
 def test_a_failed_compile_leaves_the_model_as_it_was():
     model = classifier()
     optimizer, loss = model.optimizer, model.loss
@@ -354,9 +345,6 @@ def test_an_unknown_backend_name(name):
     assert xpann.get_backend().name in ("numpy", "cupy")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "model.py __init__ checks only string backends; any other object is accepted and fails at "
-    "the first build, against 'bad arguments raise ValueError when the object is built'."))
 def test_a_backend_that_is_not_a_name_is_refused_at_once():
     with pytest.raises(ValueError, match="backend"):
         xpann.Sequential([Dense(1)], backend=123)
@@ -368,9 +356,6 @@ def test_an_unsupported_dtype(dtype):
         xpann.Sequential([Dense(1)], dtype=dtype)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "model.py __init__ refuses numpy integer seeds (isinstance(seed, int)) and numpy dtype objects "
-    "(str(numpy.float64) is not 'float64'), which numpy users pass all the time."))
 def test_numpy_seeds_and_dtypes_are_accepted():
     model = xpann.Sequential([Dense(1)], input_dim=2, seed=numpy.int64(3), dtype=numpy.float64)
     assert model.dtype == "float64"

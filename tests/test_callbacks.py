@@ -131,9 +131,6 @@ def test_callbacks_must_be_callback_objects():
 # ----- EarlyStopping --------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "EarlyStopping stops one epoch late: callbacks.py stops when wait > patience; Keras (and the "
-    "docstring, 'has not improved for patience epochs') stop when wait >= patience."))
 @pytest.mark.parametrize("patience", [1, 2, 3])
 def test_early_stopping_stops_after_patience_epochs_without_improvement(patience):
     x, y = data()
@@ -278,9 +275,6 @@ def test_reduce_lr_on_plateau_lowers_the_rate_on_a_long_plateau():
     assert net.optimizer.learning_rate == 0.003
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ReduceLROnPlateau reduces one epoch late: callbacks.py waits for wait > patience; Keras (and "
-    "the docstring, 'has not improved for patience epochs') reduce when wait >= patience."))
 def test_reduce_lr_on_plateau_acts_after_patience_epochs_without_improvement():
     x, y = data()
     recorder = Recorder()

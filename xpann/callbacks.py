@@ -165,7 +165,7 @@ class EarlyStopping(_Monitor):
                 self.best_weights = self.model.weights_snapshot()
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
@@ -236,7 +236,7 @@ class ReduceLROnPlateau(_Monitor):
             self.best, self.wait = value, 0
             return
         self.wait += 1
-        if self.wait > self.patience and self.cooldown_left == 0:
+        if self.wait >= self.patience and self.cooldown_left == 0:
             optimizer = self.model.optimizer
             new_lr = max(optimizer.learning_rate * self.factor, self.min_lr)
             if new_lr < optimizer.learning_rate:
