@@ -34,6 +34,33 @@ class Layer:
             setattr(self, name, view)
         for name, view in gradients.items():
             setattr(self, name + "_grad", view)
+        self._workspaces = {}
+
+    def matmul_products(self, rows, need_input_grad=True):
+        """(m, n, k) of each matrix product one training step on ``rows`` samples runs here."""
+        return []
+
+    def _buffers(self, rows):
+        """This layer's training buffers for batches of ``rows`` samples, a dict by name.
+
+        Training reuses them from step to step (no allocation per step); the two most recent batch
+        sizes are kept (a whole batch and the last, partial one). Inference never uses them, so
+        what predict and evaluate return never aliases memory that a later call overwrites.
+        """
+        spaces = self.__dict__.setdefault("_workspaces", {})
+        space = spaces.get(rows)
+        if space is None:
+            if len(spaces) >= 2:
+                del spaces[next(iter(spaces))]
+            space = spaces[rows] = {}
+        return space
+
+    def _buffer(self, space, name, shape, dtype=None):
+        """The array ``name`` of ``space``, made (uninitialised) on first use."""
+        array = space.get(name)
+        if array is None:
+            array = space[name] = self.backend.xp.empty(shape, dtype=dtype or self.dtype)
+        return array
 
     def forward(self, x, training=False):
         raise NotImplementedError
@@ -73,13 +100,45 @@ class Dense(Layer):
             specs.append(("bias", (self.units,), self.bias_initializer, *fans))
         return specs
 
-    def forward(self, x, training=False):
-        z = x @ self.kernel
+    def attach(self, backend, dtype, parameters, gradients, device_generator):
+        super().attach(backend, dtype, parameters, gradients, device_generator)
+        kind = type(self.activation)
+        self._relu = kind is activations.ReLU
+        self._linear = kind is activations.Linear
+        # max(z, zeros row) runs about 3x faster in NumPy than max(z, 0): a scalar operand takes
+        # a slow loop there.
+        self._zeros = backend.xp.zeros(self.units, dtype=dtype) if self._relu else None
+        self._x = self._z = self._y = None
+
+    def matmul_products(self, rows, need_input_grad=True):
+        products = [(rows, self.units, self.input_dim), (self.input_dim, self.units, rows)]
+        if need_input_grad:
+            products.append((rows, self.input_dim, self.units))
+        return products
+
+    def forward(self, x, training=False, activate=True):
+        """``activation(x @ kernel + bias)``. In training the products land in reused buffers;
+        ``activate=False`` stops at the logits (the output is then computed only if asked for)."""
+        xp = self.backend.xp
+        if training:
+            space = self._buffers(x.shape[0])
+            z = xp.matmul(x, self.kernel, out=self._buffer(space, "z", (x.shape[0], self.units)))
+        else:
+            space = None
+            z = x @ self.kernel
         if self.use_bias:
             z += self.bias
-        y = self.activation.forward(self.backend, z)
-        self._x, self._z, self._y = x, z, y
-        return y
+        self._x, self._z = x, z
+        self._y = self._activate(z, space) if activate else None
+        return self._y
+
+    def _activate(self, z, space):
+        if self._linear:
+            return z
+        if self._relu:
+            out = None if space is None else self._buffer(space, "y", z.shape)
+            return self.backend.xp.maximum(z, self._zeros, out=out)
+        return self.activation.forward(self.backend, z)
 
     @property
     def logits(self):
@@ -89,19 +148,39 @@ class Dense(Layer):
     @property
     def output(self):
         """The activation output of the last forward pass."""
+        if self._y is None and self._z is not None:
+            self._y = self.activation.forward(self.backend, self._z)
         return self._y
 
     def backward(self, dy, need_input_grad=True):
-        dz = self.activation.backward(self.backend, dy, self._z, self._y)
+        if self._linear:
+            dz = dy
+        elif self._relu:
+            # dy * [y > 0]: the same values as where(y > 0, dy, 0) for finite dy, and 10-20x
+            # faster in NumPy, whose where() branches per element.
+            xp = self.backend.xp
+            space = self._buffers(dy.shape[0])
+            mask = xp.greater(self._y, 0, out=self._buffer(space, "mask", dy.shape, dtype=bool))
+            dz = xp.multiply(dy, mask, out=self._buffer(space, "dz", dy.shape))
+        else:
+            dz = self.activation.backward(self.backend, dy, self._z, self.output)
         return self.backward_from_logits(dz, need_input_grad)
 
     def backward_from_logits(self, dz, need_input_grad=True):
         """Backward from dL/dz, skipping the activation (used when the loss is fused with it)."""
         xp = self.backend.xp
+        rows = dz.shape[0]
         xp.matmul(self._x.T, dz, out=self.kernel_grad)
+        space = self._buffers(rows)
         if self.use_bias:
-            dz.sum(axis=0, out=self.bias_grad)
-        return dz @ self.kernel.T if need_input_grad else None
+            # ones @ dz: a matrix-vector product, 2-3x faster than dz.sum(axis=0) in NumPy.
+            ones = space.get("ones")
+            if ones is None:
+                ones = space["ones"] = xp.ones(rows, dtype=self.dtype)
+            xp.matmul(ones, dz, out=self.bias_grad)
+        if not need_input_grad:
+            return None
+        return xp.matmul(dz, self.kernel.T, out=self._buffer(space, "dx", (rows, self.input_dim)))
 
     def get_config(self):
         return {
@@ -121,10 +200,11 @@ class Activation(Layer):
         super().__init__(name)
         self.activation = activations.get(activation)
 
-    def forward(self, x, training=False):
-        y = self.activation.forward(self.backend, x)
-        self._x, self._y = x, y
-        return y
+    def forward(self, x, training=False, activate=True):
+        """``activation(x)``; ``activate=False`` only keeps x (the output is computed if asked for)."""
+        self._x = x
+        self._y = self.activation.forward(self.backend, x) if activate else None
+        return self._y
 
     @property
     def logits(self):
@@ -133,6 +213,8 @@ class Activation(Layer):
 
     @property
     def output(self):
+        if self._y is None and getattr(self, "_x", None) is not None:
+            self._y = self.activation.forward(self.backend, self._x)
         return self._y
 
     def backward(self, dy, need_input_grad=True):

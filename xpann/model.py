@@ -6,6 +6,7 @@ at the epoch's end.
 """
 
 import math
+import numbers
 
 from . import _inputs, callbacks as callbacks_module, layers as layers_module, losses, optimizers
 from . import metrics as metrics_module
@@ -16,6 +17,7 @@ from .parameters import ParameterBuffer
 
 DTYPES = ("float32", "float64")
 EVALUATION_BATCH = 8192
+_FEATURES_ONLY = object()  # _prepare's marker for "x only" (a y of None is a user mistake)
 
 
 class Sequential:
@@ -28,10 +30,16 @@ class Sequential:
     def __init__(self, layers=None, input_dim=None, seed=None, backend=None, dtype="float32", name=None):
         if backend is not None and isinstance(backend, str) and backend.lower() not in BACKEND_NAMES:
             raise ValueError(f"Unknown backend {backend!r}; valid names are {', '.join(BACKEND_NAMES)}.")
-        if str(dtype) not in DTYPES:
+        if backend is not None and not isinstance(backend, str) and not (
+                hasattr(backend, "xp") and hasattr(backend, "to_numpy")):
+            raise ValueError(f"backend must be a name ({', '.join(BACKEND_NAMES)}) or a Backend, not {backend!r}.")
+        dtype_name = getattr(dtype, "__name__", None) or str(dtype)  # "float64", numpy.float64, numpy.dtype
+        if dtype_name not in DTYPES:
             raise ValueError(f"Unknown dtype {dtype!r}; valid dtypes are {', '.join(DTYPES)}.")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        dtype = dtype_name
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
             raise ValueError(f"seed must be a whole number >= 0 or None, got {seed!r}.")
+        seed = None if seed is None else int(seed)
         self._parameters = None
         self.layers = []
         for layer in layers or []:
@@ -134,12 +142,15 @@ class Sequential:
         """Choose the optimizer (name or object), the loss (name or object) and metric names."""
         if loss is None:
             raise ValueError(f"compile needs a loss; valid names are {', '.join(losses.LOSSES.names())}.")
-        self.optimizer = optimizers.get(optimizer)
-        self.loss = losses.get(loss)
+        optimizer = optimizers.get(optimizer)
+        loss = losses.get(loss)
         if isinstance(metrics, str):
             metrics = [metrics]
-        self.metric_names = list(metrics or [])
-        self.metrics = [metrics_module.get(name, self.loss) for name in self.metric_names]
+        metric_names = list(metrics or [])
+        metric_objects = [metrics_module.get(name, loss) for name in metric_names]
+        # Assigned only once everything is valid: a compile that raises leaves the model as it was.
+        self.optimizer, self.loss = optimizer, loss
+        self.metric_names, self.metrics = metric_names, metric_objects
         if self.built:
             self.optimizer.build(self._backend, self._parameters.data)
 
@@ -155,10 +166,22 @@ class Sequential:
 
     # ----- the training step -----------------------------------------------------------------
 
-    def _forward(self, x, training):
+    def _forward(self, x, training, logits_only=False):
+        """The layers in turn; ``logits_only`` stops the last layer at its logits (for the fused
+        loss when nothing needs the probabilities), and then returns None."""
+        last = self.layers[-1]
         for layer in self.layers:
+            if logits_only and layer is last:
+                return layer.forward(x, training, activate=False)
             x = layer.forward(x, training)
         return x
+
+    def _matmul_products(self, rows):
+        """(m, n, k) of each matrix product in one training step on ``rows`` samples."""
+        products = []
+        for index, layer in enumerate(self.layers):
+            products.extend(layer.matmul_products(rows, need_input_grad=index > self._first_trainable))
+        return products
 
     def _loss_and_gradient(self, y, output):
         """The batch loss (device scalar) and the gradient to start backward from."""
@@ -176,9 +199,13 @@ class Sequential:
         for index in range(last, stop - 1, -1):
             grad = self.layers[index].backward(grad, need_input_grad=index > stop)
 
-    def _train_step(self, x, y, step=0, gradient_hook=None):
-        """Forward, backward and one optimizer step; ``gradient_hook(step)`` runs before the update."""
-        output = self._forward(x, training=True)
+    def _train_step(self, x, y, step=0, gradient_hook=None, need_output=True):
+        """Forward, backward and one optimizer step; ``gradient_hook(step)`` runs before the update.
+
+        Returns the batch loss (a device scalar) and the model's output, or None for the output
+        when ``need_output`` is False and the loss is fused with the output activation (the
+        probabilities are then not computed; the last layer's ``output`` still gives them)."""
+        output = self._forward(x, training=True, logits_only=not need_output and self._fused_output)
         loss, grad = self._loss_and_gradient(y, output)
         self._backward(grad)
         if gradient_hook is not None:
@@ -197,23 +224,24 @@ class Sequential:
         backend = self._backend
         return float(loss), [backend.to_numpy(g).copy() for g in self._parameters.tensors(self._parameters.grad)]
 
-    def _prepare(self, x, y=None):
+    def _prepare(self, x, y=_FEATURES_ONLY, names=("x", "y")):
         """Check, convert and upload x (and y); build the model on first sight of the data."""
-        x = _inputs.features(self.backend, x, self.dtype, self.input_dim)
+        x = _inputs.features(self.backend, x, self.dtype, self.input_dim, what=names[0])
         if not self.built:
             self.build(x.shape[1])
         backend = self._backend
-        if y is None:
+        if y is _FEATURES_ONLY:
             return x
-        y = _inputs.targets(backend, y, self.loss, self.output_dim, self.dtype)
-        _inputs.same_length(x, y)
+        y = _inputs.targets(backend, y, self.loss, self.output_dim, self.dtype, what=names[1])
+        _inputs.same_length(x, y, *names)
         return x, y
 
     def train_on_batch(self, x, y):
         """One forward, backward and update on exactly this batch; returns the loss before the update."""
         self._require_compiled("train_on_batch")
         x, y = self._prepare(x, y)
-        loss, _ = self._train_step(x, y)
+        with self._backend.matmul_threads(self._matmul_products(x.shape[0])):
+            loss, _ = self._train_step(x, y, need_output=False)
         return float(loss)
 
     def fit(self, x, y, epochs=1, batch_size=32, verbose=1, callbacks=None, validation_split=0.0,
@@ -231,7 +259,7 @@ class Sequential:
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a pair (x_val, y_val).")
-            validation = self._prepare(*validation_data)
+            validation = self._prepare(*validation_data, names=("validation x", "validation y"))
         elif validation_split:
             split = int(x.shape[0] * (1 - validation_split))
             if split < 1 or split == x.shape[0]:
@@ -255,29 +283,48 @@ class Sequential:
         if not self.optimizer.built:
             self.optimizer.build(self._backend, self._parameters.data)
 
-        xp = self._backend.xp
         gradient_hook = callback_list.on_train_batch_gradients if callback_list.gradient_callbacks else None
         self.stop_training = False
         callback_list.on_train_begin()
+        with self._backend.matmul_threads(self._matmul_products(batch_size)):
+            self._fit_epochs(x, y, epochs, batch_size, shuffle, validation, callback_list, gradient_hook)
+        callback_list.on_train_end()
+        return self.history
+
+    def _fit_epochs(self, x, y, epochs, batch_size, shuffle, validation, callback_list, gradient_hook):
+        backend = self._backend
+        n = x.shape[0]
+        steps = math.ceil(n / batch_size)
+        if shuffle:
+            # Each shuffled batch is gathered into the same two buffers: no copy of the data set
+            # per epoch, and the batch is still in cache when the first product reads it.
+            x_batch = backend.xp.empty((batch_size,) + x.shape[1:], dtype=x.dtype)
+            y_batch = backend.xp.empty((batch_size,) + y.shape[1:], dtype=y.dtype)
+        need_output = bool(self.metrics)
+        batch_end = callback_list.on_train_batch_end if callback_list.batch_callbacks else None
         for epoch in range(epochs):
             callback_list.on_epoch_begin(epoch)
             if shuffle:
-                order = self._backend.asarray(self._rng.permutation(n))
-                x_epoch, y_epoch = xp.take(x, order, axis=0), xp.take(y, order, axis=0)
-            else:
-                x_epoch, y_epoch = x, y
+                order = backend.asarray(self._rng.permutation(n))
             loss_sum = None
             for metric in self.metrics:
                 metric.reset()
             for step in range(steps):
                 start = step * batch_size
-                xb, yb = x_epoch[start:start + batch_size], y_epoch[start:start + batch_size]
-                loss, output = self._train_step(xb, yb, step, gradient_hook)
-                weighted = loss * xb.shape[0]
+                stop = min(start + batch_size, n)
+                if shuffle:
+                    rows = order[start:stop]
+                    xb = backend.take_rows(x, rows, out=x_batch[:stop - start])
+                    yb = backend.take_rows(y, rows, out=y_batch[:stop - start])
+                else:
+                    xb, yb = x[start:stop], y[start:stop]
+                loss, output = self._train_step(xb, yb, step, gradient_hook, need_output)
+                weighted = loss * (stop - start)
                 loss_sum = weighted if loss_sum is None else loss_sum + weighted
                 for metric in self.metrics:
-                    metric.update(self._backend, yb, output)
-                callback_list.on_train_batch_end(step)
+                    metric.update(backend, yb, output)
+                if batch_end is not None:
+                    batch_end(step)
             logs = {"loss": float(loss_sum) / n}
             logs.update({metric.name: metric.result() for metric in self.metrics})
             if validation is not None:
@@ -285,8 +332,6 @@ class Sequential:
             callback_list.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
-        callback_list.on_train_end()
-        return self.history
 
     # ----- inference -------------------------------------------------------------------------
 

@@ -1,5 +1,7 @@
 """The backend object: one array module, its device, and the few ops that differ."""
 
+import contextlib
+
 import numpy
 
 
@@ -43,6 +45,16 @@ class Backend:
 
     def synchronize(self):
         """Wait until queued device work is done (a no-op on the CPU)."""
+
+    def matmul_threads(self, products):
+        """A context manager for a loop of matrix products of the (m, n, k) sizes ``products``:
+        on the CPU it sets the BLAS thread count that suits them; it yields that count (None
+        where there is nothing to choose, as on a GPU)."""
+        return contextlib.nullcontext(None)
+
+    def take_rows(self, x, rows, out=None):
+        """``x[rows]`` for a device vector of valid row indices, written into ``out`` when given."""
+        return self.xp.take(x, rows, axis=0, out=out)
 
     def device_generator(self, seed):
         """A random generator that draws on this backend's device."""

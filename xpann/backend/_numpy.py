@@ -5,6 +5,7 @@ import math
 import numpy
 
 from ._base import Backend
+from ._threads import BLAS_THREADS
 
 
 def _erf_function():
@@ -36,6 +37,14 @@ class NumpyBackend(Backend):
         info = super().device_info()
         info["blas"] = blas_info()
         return info
+
+    def matmul_threads(self, products):
+        return BLAS_THREADS.limit(BLAS_THREADS.choose(products))
+
+    def take_rows(self, x, rows, out=None):
+        # mode="clip" skips the bounds check and the copy through a temporary that the default
+        # mode makes when ``out`` is given: 2-3x faster, and the indices are valid by contract.
+        return numpy.take(x, rows, axis=0, out=out, mode="clip")
 
     def erf(self, x):
         if self._erf is None:
