@@ -85,6 +85,7 @@ MODELS = {
     "logits_bce": (["gelu", None], xpann.losses.BinaryCrossentropy(from_logits=True)),
     "linear_mse": (["swish", None], "mse"),
     "linear_huber": (["softplus", "linear"], xpann.losses.Huber(delta=0.3)),
+    "softmax_layer_sparse_ce": (["selu", None, "softmax"], "sparse_categorical_crossentropy"),
 }
 
 
@@ -94,9 +95,11 @@ def test_model_gradients(backend, name):
     activations, loss = MODELS[name]
     rng = numpy.random.default_rng(2)
     outputs = 3
-    model = xpann.Sequential([layers.Dense(5, activation=activations[0], bias_initializer="uniform"),
-                              layers.Dense(outputs, activation=activations[1], bias_initializer="uniform")],
-                             input_dim=4, seed=1, dtype="float64", backend=backend.name)
+    stack = [layers.Dense(5, activation=activations[0], bias_initializer="uniform"),
+             layers.Dense(outputs, activation=activations[1], bias_initializer="uniform")]
+    if len(activations) == 3:  # a separate Activation layer after a Dropout that keeps everything
+        stack = [stack[0], layers.Dropout(0.0), stack[1], layers.Activation(activations[2])]
+    model = xpann.Sequential(stack, input_dim=4, seed=1, dtype="float64", backend=backend.name)
     model.compile(optimizer="sgd", loss=loss)
     x = rng.standard_normal((6, 4))
     if "sparse" in name:

@@ -47,6 +47,8 @@ def test_accuracy_follows_the_loss(backend):
 
     with pytest.raises(ValueError, match="classification loss"):
         metrics.get("accuracy", losses.get("mse"))
+    with pytest.raises(ValueError, match="classification loss"):
+        metrics.get("accuracy", None)  # no loss known yet
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

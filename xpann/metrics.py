@@ -180,6 +180,6 @@ def get(identifier, loss):
             return BinaryAccuracy(threshold=0.0 if loss.from_logits else 0.5)
         raise ValueError(
             f"accuracy needs a classification loss (binary, categorical or sparse categorical "
-            f"crossentropy), not {loss.name}; for regression use mae, mse, rmse or r2."
+            f"crossentropy), not {getattr(loss, 'name', loss)}; for regression use mae, mse, rmse or r2."
         )
     return METRICS.get(identifier)
