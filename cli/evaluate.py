@@ -1,6 +1,7 @@
 """``xpann evaluate``: a saved model's loss and metrics on a labelled CSV file."""
 
 import json
+import math
 
 import click
 
@@ -48,6 +49,7 @@ def evaluate(model_file, data_file, target, as_json, backend):
         summary["per_class"] = details["per_class"]
         summary["confusion_matrix"] = details["confusion_matrix"]
     if as_json:
+        summary["metrics"] = {k: v if math.isfinite(v) else None for k, v in summary["metrics"].items()}
         click.echo(json.dumps(summary, indent=2))
         return
     click.echo(f"Model: {model_file} ({loaded.describe()}).")

@@ -132,8 +132,9 @@ def train(data_file, target, dataset, task, hidden, activation, initializer, opt
         note = "" if epochs == DEFAULT_EPOCHS else f" (more than {DEFAULT_EPOCHS} for a small data set; --epochs sets it)"
     else:
         note = ""
-    callbacks = [] if patience is None else [
-        xpann.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)]
+    guard = xpann.callbacks.TerminateOnNaN()  # fit's own guard, kept here to ask it afterwards
+    stopper = None if patience is None else xpann.callbacks.EarlyStopping(
+        monitor="val_loss", patience=patience, restore_best_weights=True)
     shape = " -> ".join([str(x_train.shape[1])] + [f"{w} {activation}" for w in hidden]
                         + [f"{encoder.n_outputs} {encoder.output_activation}"])
     click.echo(f"Network: {shape} ({initializer}), {model.count_params():,} parameters.")
@@ -144,20 +145,17 @@ def train(data_file, target, dataset, task, hidden, activation, initializer, opt
     with report.warnings_as_messages(held=(Warning,)) as caught:
         start = time.perf_counter()
         history = model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, validation_data=held_out,
-                            callbacks=callbacks, verbose=1, shuffle=True)
+                            callbacks=[guard] + ([stopper] if stopper else []), verbose=1, shuffle=True)
         seconds = time.perf_counter() - start
-    health = [w for w in caught if issubclass(w.category, TrainingHealthWarning)]
-    if health:
-        raise click.ClickException(f"Training failed. {health[0].message} On the command line: a smaller --lr "
-                                   "or another --init. No model was saved.")
-    for warning in {str(w.message): w for w in caught}:
-        click.echo(f"Warning: {warning}", err=True)
+    if guard.stopped_epoch is not None:
+        _diverged(guard.stopped_epoch, history.history, caught, lr)
+    for text in dict.fromkeys(str(w.message) for w in caught):
+        click.echo(f"Warning: {text}", err=True)
 
     epochs_run = len(history.epoch)
-    if callbacks and callbacks[0].stopped_epoch is not None:
-        best = callbacks[0].best_epoch
-        click.echo(f"Stopped early after epoch {epochs_run}; kept the weights of epoch {best + 1} "
-                   f"(val_loss {callbacks[0].best:.4f}).")
+    if stopper is not None and stopper.stopped_epoch is not None:
+        click.echo(f"Stopped early after epoch {epochs_run}; kept the weights of epoch {stopper.best_epoch + 1} "
+                   f"(val_loss {stopper.best:.4f}).")
     _final_table(model, encoder, (x_train, y_train), held_out)
     samples = len(training) * epochs_run
     click.echo(f"Time: {seconds:.2f} s for {epochs_run} epochs, {samples / max(seconds, 1e-9):,.0f} samples/s "
@@ -170,6 +168,19 @@ def train(data_file, target, dataset, task, hidden, activation, initializer, opt
         "validation_rows": len(validation), "epochs": epochs_run, "seed": seed})
     model.save(out)
     click.echo(f"Saved the model to {out}.")
+
+
+def _diverged(epoch, logs, caught, lr):
+    """Training produced a NaN or infinite loss: show the health findings, then fail, saving nothing."""
+    findings = dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, TrainingHealthWarning)
+                             and "training stopped" not in str(w.message))
+    for text in findings:
+        click.echo(f"Warning: {text}", err=True)
+    values = ", ".join(f"{name} {logs[name][-1]}" for name in ("loss", "val_loss")
+                       if name in logs and not math.isfinite(logs[name][-1]))
+    raise click.ClickException(
+        f"Training failed in epoch {epoch + 1} ({values or 'loss not finite'}): the weights blew up. Try a smaller "
+        f"--lr (now {lr:g}), another --optimizer or --init. No model was saved.")
 
 
 def _source(data_file, dataset, target):
