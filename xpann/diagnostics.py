@@ -345,7 +345,7 @@ def _plain(value):
 # ----- gradient check ----------------------------------------------------------------------------
 
 
-def gradient_check(model, x, y, epsilon=1e-6, max_entries=32, seed=0, atol=1e-7):
+def gradient_check(model, x, y, epsilon=1e-5, max_entries=32, seed=0, atol=1e-6):
     """The worst relative error per layer between the model's analytic gradients and central
     finite differences, ``{layer name: error}``, both computed in float64.
 
@@ -353,8 +353,12 @@ def gradient_check(model, x, y, epsilon=1e-6, max_entries=32, seed=0, atol=1e-7)
     so the model itself is not touched. For each weight tensor up to ``max_entries`` entries
     (chosen at random with ``seed``; all of them for smaller tensors) are perturbed by
     ``+-epsilon`` and the loss on the whole (x, y) is differenced. The relative error of an entry
-    is ``|analytic - numeric| / max(|analytic|, |numeric|, atol)``: below about 1e-6 the
-    gradients agree; near 1 one of them is wrong. The model must be compiled.
+    is ``|analytic - numeric| / max(|analytic|, |numeric|, atol)``: below about 1e-4 the
+    gradients agree (typically 1e-7); near 1 one of them is wrong. The model must be compiled.
+
+    Finite differences cannot see a kink: where a ReLU-family pre-activation sits exactly at 0
+    (say, a sample for which every unit of the layer before is off, and a zero bias), they measure
+    the average of the two slopes, and the check reports a large error there for a correct model.
     """
     from .model import Sequential
 
