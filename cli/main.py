@@ -34,6 +34,7 @@ def cli(ctx, debug):
     ctx.ensure_object(dict)["debug"] = debug
 
 
+from .bench import bench  # noqa: E402
 from .diagnose import diagnose  # noqa: E402
 from .evaluate import evaluate  # noqa: E402
 from .info import info  # noqa: E402
@@ -45,6 +46,7 @@ cli.add_command(train)
 cli.add_command(evaluate)
 cli.add_command(predict)
 cli.add_command(diagnose)
+cli.add_command(bench)
 
 
 def main():
