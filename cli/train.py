@@ -103,7 +103,7 @@ def train(data_file, target, dataset, task, hidden, activation, initializer, opt
     frame = data.read_csv(path)
     data.require_column(frame, target, path, what="Target column")
     frame, dropped_rows = _rows_with_target(frame, target)
-    click.echo(f"Data: {path}: {len(frame) + dropped_rows:,} rows, {len(frame.columns):,} columns{source}.")
+    click.echo(f"Data: {source}: {len(frame) + dropped_rows:,} rows, {len(frame.columns):,} columns.")
     if dropped_rows:
         click.echo(f"Skipped {dropped_rows:,} row(s) with no value in the target column {target!r}.")
 
@@ -184,7 +184,7 @@ def _diverged(epoch, logs, caught, lr):
 
 
 def _source(data_file, dataset, target):
-    """(CSV path, target column, words saying where it came from)."""
+    """(CSV path, target column, the data's name in the report)."""
     if data_file and dataset:
         raise click.UsageError("Give a CSV file or --dataset, not both.")
     if data_file:
@@ -192,12 +192,13 @@ def _source(data_file, dataset, target):
             frame_columns = ", ".join(map(str, data.read_csv(data_file).columns))
             raise click.UsageError(f"Say which column of {data_file} to predict with --target COLUMN; "
                                    f"its columns are: {frame_columns}.")
-        return data_file, target, ""
+        return data_file, target, data_file
     if not dataset:
         dataset = DEFAULT_DATASET
         click.echo(f"No CSV file given: training on the bundled {dataset!r} data set "
                    "(xpann train DATA.csv --target COLUMN trains on yours).")
-    return data.dataset_path(dataset), target or xpann.datasets.TARGET_COLUMN, f" (bundled data set {dataset!r})"
+    path = data.dataset_path(dataset)
+    return path, target or xpann.datasets.TARGET_COLUMN, f"bundled data set {dataset!r} ({path.name})"
 
 
 def _rows_with_target(frame, target):
