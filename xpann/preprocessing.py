@@ -32,25 +32,8 @@ class PreprocessingWarning(UserWarning):
 # ----- values as text and as JSON scalars -----------------------------------------------------
 
 
-def _text(value):
-    """The text key of one value: 3, 3.0 and "3" agree; True is "True"."""
-    if isinstance(value, (bool, numpy.bool_)):
-        return str(bool(value))
-    if isinstance(value, (int, numpy.integer)):
-        return str(int(value))
-    if isinstance(value, (float, numpy.floating)):
-        value = float(value)
-        return str(int(value)) if value.is_integer() else repr(value)
-    return str(value)
-
-
-def _as_text(series):
-    """A Series of text keys; missing values stay missing."""
-    return series.map(_text, na_action="ignore")
-
-
 def _scalar(value):
-    """A plain JSON scalar for a label: bool, int, float or str."""
+    """A plain JSON scalar for a label: bool, int, float (whole floats become int) or str."""
     if isinstance(value, (bool, numpy.bool_)):
         return bool(value)
     if isinstance(value, (int, numpy.integer)):
@@ -59,6 +42,16 @@ def _scalar(value):
         value = float(value)
         return int(value) if value.is_integer() else value
     return str(value)
+
+
+def _text(value):
+    """The text key of one value: 3, 3.0 and "3" agree; True is "True"."""
+    return str(_scalar(value))
+
+
+def _as_text(series):
+    """A Series of text keys; missing values stay missing."""
+    return series.map(_text, na_action="ignore")
 
 
 def _sort_key(value):
@@ -214,7 +207,7 @@ class TabularPreprocessor:
                 dropped[name] = "every value is missing"
                 continue
             if _is_numeric(series):
-                spec, reason = self._fit_numeric(name, series, present)
+                spec, reason = self._fit_numeric(name, series)
             else:
                 spec, reason = self._fit_categorical(name, present, truncated)
             if reason:
@@ -229,7 +222,7 @@ class TabularPreprocessor:
         return self
 
     @staticmethod
-    def _fit_numeric(name, series, present):
+    def _fit_numeric(name, series):
         values = _numbers(series, name)
         observed = values[~numpy.isnan(values)]
         distinct = numpy.unique(observed)
