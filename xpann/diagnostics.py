@@ -46,7 +46,7 @@ SATURATING = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}
 
 FIXES = {
     "vanishing": "use ReLU or leaky ReLU with He initialisation (kernel_initializer='he_normal') "
-                 "instead of sigmoid, or a shallower network",
+                 "instead of sigmoid, or a shallower network (and standardise the inputs)",
     "exploding": "lower the learning rate, clip the gradients (clipnorm=1.0 or global_clipnorm=1.0 "
                  "on the optimizer) or use a smaller initialisation (he_normal or glorot_uniform)",
     "dead": "use leaky_relu, He initialisation (he_normal), a lower learning rate, and check for "
@@ -98,8 +98,9 @@ def _probes(model):
 
 
 class GradientCollector:
-    """Device-side sums of per-tensor squared gradient norms, of unit activity (ReLU family) and of
-    saturated outputs (sigmoid, tanh) over a window of training steps; ``read()`` brings everything to the host in one transfer.
+    """Device-side sums of per-tensor squared gradient norms, of unit activity (ReLU family) and
+    of saturated outputs (sigmoid, tanh) over a window of training steps; ``read()`` brings
+    everything to the host in one transfer.
 
     Call ``start()`` at a window's start, ``gradients(first)`` after each backward (before the
     optimizer step), ``settle()`` once the step that followed is done (at the next batch or at the
