@@ -1,6 +1,17 @@
 """xpann: neural networks for tabular data, written once over NumPy (CPU) and CuPy (GPU)."""
 
-from . import activations, callbacks, datasets, initializers, layers, losses, metrics, optimizers, schedules
+from . import (
+    activations,
+    callbacks,
+    datasets,
+    diagnostics,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    optimizers,
+    schedules,
+)
 from ._version import __version__
 from .backend import (
     BackendUnavailableError,
@@ -20,6 +31,7 @@ __all__ = [
     "available_backends",
     "callbacks",
     "datasets",
+    "diagnostics",
     "get_backend",
     "initializers",
     "layers",
