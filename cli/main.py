@@ -4,6 +4,13 @@ import click
 
 import xpann
 
+from .bench import bench
+from .diagnose import diagnose
+from .evaluate import evaluate
+from .info import info
+from .predict import predict
+from .train import train
+
 
 class FriendlyGroup(click.Group):
     """Turns errors raised by a command into ``Error: <message>`` (exit 1); ``--debug`` shows the traceback."""
@@ -11,8 +18,8 @@ class FriendlyGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
+        except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
+            raise  # Click reports these itself; a closed pipe (xpann ... | head) exits quietly
         except (ValueError, OSError, xpann.BackendUnavailableError) as error:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
@@ -34,12 +41,6 @@ def cli(ctx, debug):
     ctx.ensure_object(dict)["debug"] = debug
 
 
-from .bench import bench  # noqa: E402
-from .diagnose import diagnose  # noqa: E402
-from .evaluate import evaluate  # noqa: E402
-from .info import info  # noqa: E402
-from .predict import predict  # noqa: E402
-from .train import train  # noqa: E402
 
 cli.add_command(info)
 cli.add_command(train)

@@ -10,6 +10,7 @@ from . import (
     losses,
     metrics,
     optimizers,
+    preprocessing,
     schedules,
 )
 from ._version import __version__
@@ -39,6 +40,7 @@ __all__ = [
     "losses",
     "metrics",
     "optimizers",
+    "preprocessing",
     "schedules",
     "set_backend",
     "use_backend",
