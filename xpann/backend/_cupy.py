@@ -25,8 +25,9 @@ def probe_cupy():
     except Exception as error:  # CUDA raises several unrelated types here
         raise BackendUnavailableError(
             f"CuPy {cupy.__version__} is installed but no usable GPU was found "
-            f"({type(error).__name__}: {error}). Check the NVIDIA driver with nvidia-smi; "
-            f"{INSTALL_HINT} Use backend='numpy' to run on the CPU."
+            f"({type(error).__name__}: {error}). Check that nvidia-smi lists a GPU and that its "
+            f"driver supports the CUDA version of the installed CuPy; {INSTALL_HINT[0].lower()}{INSTALL_HINT[1:]} "
+            "Use backend='numpy' to run on the CPU."
         ) from None
     return cupy
 
