@@ -75,8 +75,8 @@ class Xpann:
         if products is None or not hasattr(self.model.backend, "matmul_threads"):
             return max((pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"), default=None)
         with _environment("XPANN_BLAS_THREADS", str(self.forced_threads) if self.forced_threads else None):
-            with self.model.backend.matmul_threads(products) as threads:
-                return threads
+            with self.model.backend.matmul_threads(products) as plan:
+                return None if plan is None else plan.threads
 
     def loss(self):
         return self.model.evaluate(self.x, self.y)["loss"]

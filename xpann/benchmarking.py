@@ -188,7 +188,8 @@ def time_training(model, x, y, batch_size, steps, repeats=5, warmup_steps=5, epo
     first keeps one-time costs (CUDA context, kernel compilation, first allocations, BLAS thread
     start-up) out of the figures, and the device is synchronised around each timed fit.
     Returns a dict: every repeat's seconds, the median step seconds and samples/s, the BLAS
-    threads the CPU backend chose (None on a GPU) and the FLOP of one step's matrix products.
+    threads the CPU backend would choose now (None on a GPU; with large products the choice
+    follows the cores other processes leave free) and the FLOP of one step's matrix products.
     """
     backend = model.backend
     samples = steps * batch_size
@@ -200,8 +201,8 @@ def time_training(model, x, y, batch_size, steps, repeats=5, warmup_steps=5, epo
     times = [timed(backend, model.fit, x_device, y_device, epochs=epochs, batch_size=batch_size, verbose=0)[0]
              for _ in range(repeats)]
     products = model._matmul_products(batch_size)
-    with backend.matmul_threads(products) as threads:
-        pass
+    with backend.matmul_threads(products) as plan:
+        threads = None if plan is None else plan.threads
     seconds = median(times)
     return {
         "batch_size": batch_size,

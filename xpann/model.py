@@ -286,12 +286,12 @@ class Sequential:
         gradient_hook = callback_list.on_train_batch_gradients if callback_list.gradient_callbacks else None
         self.stop_training = False
         callback_list.on_train_begin()
-        with self._backend.matmul_threads(self._matmul_products(batch_size)):
-            self._fit_epochs(x, y, epochs, batch_size, shuffle, validation, callback_list, gradient_hook)
+        with self._backend.matmul_threads(self._matmul_products(batch_size)) as threads:
+            self._fit_epochs(x, y, epochs, batch_size, shuffle, validation, callback_list, gradient_hook, threads)
         callback_list.on_train_end()
         return self.history
 
-    def _fit_epochs(self, x, y, epochs, batch_size, shuffle, validation, callback_list, gradient_hook):
+    def _fit_epochs(self, x, y, epochs, batch_size, shuffle, validation, callback_list, gradient_hook, threads):
         backend = self._backend
         n = x.shape[0]
         steps = math.ceil(n / batch_size)
@@ -310,6 +310,8 @@ class Sequential:
             for metric in self.metrics:
                 metric.reset()
             for step in range(steps):
+                if threads is not None:
+                    threads.refresh()
                 start = step * batch_size
                 stop = min(start + batch_size, n)
                 if shuffle:

@@ -47,9 +47,11 @@ class Backend:
         """Wait until queued device work is done (a no-op on the CPU)."""
 
     def matmul_threads(self, products):
-        """A context manager for a loop of matrix products of the (m, n, k) sizes ``products``:
-        on the CPU it sets the BLAS thread count that suits them; it yields that count (None
-        where there is nothing to choose, as on a GPU)."""
+        """A context manager for a loop of matrix products of the (m, n, k) sizes ``products``.
+
+        On the CPU it sets the BLAS thread count that suits them and yields a plan whose
+        ``threads`` is that count and whose ``refresh()``, called between steps, follows the cores
+        that other processes leave free; elsewhere (a GPU) it yields None."""
         return contextlib.nullcontext(None)
 
     def take_rows(self, x, rows, out=None):

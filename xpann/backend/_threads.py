@@ -1,18 +1,22 @@
 """How many BLAS threads the CPU backend's matrix products run on.
 
 One thread wins on the small matrix products of a tabular network: a second thread must be woken
-for every product and waits on the element-wise work between them, and when the other core is
-busy a two-thread product stalls until it gets the core back. Large products (a few hundred rows
-times a few hundred columns and up) gain close to twice from two threads. So a training loop asks
-for a thread count chosen from the sizes of the products it runs, never more than the process
-already allows (``OPENBLAS_NUM_THREADS``, ``threadpoolctl.threadpool_limits`` and the like win).
+for every product and waits on the element-wise work between them. Large products (a few hundred
+rows times a few hundred columns and up) gain up to twice from two threads on two cores, but only
+while the cores are free: OpenBLAS splits a product evenly over its threads, so when another
+process holds a core the whole product waits for the thread that cannot run, and a step takes 4
+to 40 times longer. So a training loop runs on one thread below ``PARALLEL_MIN_WORK``; above it,
+on as many threads as there are cores that other processes left free (their CPU time over the
+last ``CHECK_INTERVAL`` seconds or more, from /proc/stat on Linux), and never on more than the
+process already allows (``OPENBLAS_NUM_THREADS``, ``threadpoolctl.threadpool_limits`` and the
+like win).
 
 ``XPANN_BLAS_THREADS`` overrides the choice: "auto" (the default), or a whole number of threads.
 """
 
-import contextlib
 import os
 import threading
+import time
 
 ENVIRONMENT_VARIABLE = "XPANN_BLAS_THREADS"
 
@@ -22,6 +26,10 @@ PARALLEL_MIN_WORK = 2**22
 Measured on a 2-core AMD EPYC (Zen 5) with OpenBLAS 0.3.31 over whole training steps (see
 benchmarks/README.md): a 64x128x128 step runs faster on one thread, a 256x784x512 step about
 1.7 times faster on two; the crossover sits near 256 rows x 128 x 128 (m*n*k = 4M)."""
+
+CHECK_INTERVAL = 0.1
+"""Seconds between two samples of how many cores other processes keep busy (the kernel counts CPU
+time in 10 ms ticks, so shorter windows would be too coarse)."""
 
 
 class BlasThreads:
@@ -50,33 +58,120 @@ class BlasThreads:
         counts = [lib.num_threads for lib in self.libraries()]
         return max(counts) if counts else None
 
-    def choose(self, products):
-        """The thread count for a loop whose matrix products have the (m, n, k) sizes ``products``:
-        one below ``PARALLEL_MIN_WORK``, else what the process allows; an integer
-        ``XPANN_BLAS_THREADS`` forces its value. None when the BLAS cannot be controlled."""
-        current = self.current()
-        if current is None:
-            return None
-        forced = _forced_threads()
-        if forced is not None:
-            return forced
-        largest = max((m * n * k for m, n, k in products), default=0)
-        return current if largest >= PARALLEL_MIN_WORK else 1
+    def plan(self, products):
+        """A ThreadPlan (a context manager) for a loop of matrix products of the (m, n, k) sizes
+        ``products``."""
+        return ThreadPlan(self, products)
 
-    @contextlib.contextmanager
-    def limit(self, threads):
-        """Run the block with ``threads`` BLAS threads, then restore the previous counts."""
-        libraries = self.libraries() if threads else []
-        previous = [lib.num_threads for lib in libraries]
+
+class ThreadPlan:
+    """The BLAS thread count for one training loop; ``with plan:`` sets it and restores the
+    previous counts on exit. ``threads`` is the count in force (None when the BLAS cannot be
+    controlled). Call ``refresh()`` between steps: for large products it follows how many cores
+    other processes left free (re-sampled at most every ``CHECK_INTERVAL`` seconds)."""
+
+    def __init__(self, controller, products):
+        self._libraries = controller.libraries()
+        self._previous = [lib.num_threads for lib in self._libraries]
+        allowed = max(self._previous) if self._previous else None
+        forced = _forced_threads()
+        largest = max((m * n * k for m, n, k in products), default=0)
+        self.allowed = allowed
+        self._adaptive = forced is None and allowed is not None and allowed > 1 and largest >= PARALLEL_MIN_WORK
+        if allowed is None:
+            self.threads = None
+        elif forced is not None:
+            self.threads = forced
+        else:
+            self.threads = allowed if largest >= PARALLEL_MIN_WORK else 1
+        self._next_check = 0.0
+
+    def __enter__(self):
+        if self._adaptive:
+            self.refresh()
+        self._apply(self.threads)
+        return self
+
+    def __exit__(self, *exc_info):
+        for lib, count in zip(self._libraries, self._previous):
+            if lib.num_threads != count:
+                lib.set_num_threads(count)
+        return False
+
+    def refresh(self):
+        """Re-sample the cores other processes keep busy (if the interval has passed) and follow."""
+        if not self._adaptive:
+            return
+        now = time.perf_counter()
+        if now < self._next_check:
+            return
+        self._next_check = now + CHECK_INTERVAL
+        free = CPU_LOAD.free_cores()
+        threads = self.allowed if free is None else max(1, min(self.allowed, free))
+        if threads != self.threads:
+            self._apply(threads)
+
+    def _apply(self, threads):
+        self.threads = threads
+        if threads is None:
+            return
+        for lib in self._libraries:
+            if lib.num_threads != threads:
+                lib.set_num_threads(threads)
+
+
+class CpuLoad:
+    """How many cores other processes kept busy lately: the machine's busy CPU time (``/proc/stat``,
+    steal time included) less this process's own, over the time since the previous sample.
+    Linux only; elsewhere ``others()`` is None."""
+
+    def __init__(self):
+        self._last = None
+        self._estimate = None
         try:
-            for lib, count in zip(libraries, previous):
-                if count != threads:
-                    lib.set_num_threads(threads)
-            yield threads
-        finally:
-            for lib, count in zip(libraries, previous):
-                if count != threads:
-                    lib.set_num_threads(count)
+            self._tick = 1.0 / os.sysconf("SC_CLK_TCK")
+            self._usable = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError, ValueError):
+            self._tick = None
+
+    def _sample(self):
+        with open("/proc/stat", encoding="ascii") as handle:
+            fields = handle.readline().split()
+        # cpu  user nice system idle iowait irq softirq steal ...
+        ticks = [int(value) for value in fields[1:9]]
+        busy = (sum(ticks) - ticks[3] - ticks[4]) * self._tick
+        return time.perf_counter(), busy, time.process_time()
+
+    def others(self, window=CHECK_INTERVAL):
+        """Cores' worth of CPU time other processes used since the previous sample, once at least
+        ``window`` seconds have passed (the previous estimate until then; None at first)."""
+        if self._tick is None:
+            return None
+        try:
+            now = self._sample()
+        except (OSError, ValueError, IndexError):
+            self._tick = None
+            return None
+        last = self._last
+        if last is None or now[0] - last[0] > 10 * window:
+            self._last, self._estimate = now, None
+        elif now[0] - last[0] >= window:
+            elapsed = now[0] - last[0]
+            self._estimate = max(0.0, (now[1] - last[1]) - (now[2] - last[2])) / elapsed
+            self._last = now
+        return self._estimate
+
+    def free_cores(self):
+        """Cores this process may use that other processes left free lately, or None if unknown."""
+        others = self.others()
+        if others is None:
+            return None
+        # A third of a core counts as busy: while this process runs two threads on two cores, a
+        # process that wants a whole core gets only about two thirds of one.
+        return self._usable - int(others + 0.7)
+
+
+CPU_LOAD = CpuLoad()
 
 
 def _forced_threads():
