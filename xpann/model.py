@@ -183,17 +183,17 @@ class Sequential:
             products.extend(layer.matmul_products(rows, need_input_grad=index > self._first_trainable))
         return products
 
-    def _loss_and_gradient(self, y, output):
+    def _loss_and_gradient(self, y, output, fused=None):
         """The batch loss (device scalar) and the gradient to start backward from."""
         backend = self._backend
-        if self._fused_output:
+        if self._fused_output if fused is None else fused:
             return self.loss.logits_value_and_grad(backend, y, self.layers[-1].logits)
         return self.loss.value_and_grad(backend, y, output)
 
-    def _backward(self, grad):
+    def _backward(self, grad, fused=None):
         last = len(self.layers) - 1
         stop = self._first_trainable
-        if self._fused_output:
+        if self._fused_output if fused is None else fused:
             grad = self.layers[last].backward_from_logits(grad, need_input_grad=last > stop)
             last -= 1
         for index in range(last, stop - 1, -1):
@@ -205,9 +205,10 @@ class Sequential:
         Returns the batch loss (a device scalar) and the model's output, or None for the output
         when ``need_output`` is False and the loss is fused with the output activation (the
         probabilities are then not computed; the last layer's ``output`` still gives them)."""
-        output = self._forward(x, training=True, logits_only=not need_output and self._fused_output)
-        loss, grad = self._loss_and_gradient(y, output)
-        self._backward(grad)
+        fused = self._fused_output
+        output = self._forward(x, training=True, logits_only=fused and not need_output)
+        loss, grad = self._loss_and_gradient(y, output, fused)
+        self._backward(grad, fused)
         if gradient_hook is not None:
             gradient_hook(step)
         parameters = self._parameters

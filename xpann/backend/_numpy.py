@@ -44,7 +44,7 @@ class NumpyBackend(Backend):
     def take_rows(self, x, rows, out=None):
         # mode="clip" skips the bounds check and the copy through a temporary that the default
         # mode makes when ``out`` is given: 2-3x faster, and the indices are valid by contract.
-        return numpy.take(x, rows, axis=0, out=out, mode="clip")
+        return x.take(rows, axis=0, out=out, mode="clip")
 
     def erf(self, x):
         if self._erf is None:
