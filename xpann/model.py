@@ -101,6 +101,7 @@ class Sequential:
         for index, layer in enumerate(self.layers):
             layer.attach(backend, self.dtype, parameters.layer_views(parameters.data, index),
                          parameters.layer_views(parameters.grad, index), device_generator)
+        self.layers[-1].mark_output()
         self._backend = backend
         self._parameters = parameters
         self._first_trainable = next(
