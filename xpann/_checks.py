@@ -13,6 +13,10 @@ def _number(name, value):
     return number
 
 
+def finite(name, value):
+    return _number(name, value)
+
+
 def positive(name, value):
     number = _number(name, value)
     if number <= 0:

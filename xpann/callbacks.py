@@ -107,6 +107,8 @@ class _Monitor(Callback):
     def __init__(self, monitor, mode, min_delta):
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"Unknown mode {mode!r}; valid modes are auto, min, max.")
+        if not isinstance(monitor, str) or not monitor:
+            raise ValueError(f"monitor must be the name of a logged value such as 'val_loss', got {monitor!r}.")
         self.monitor = monitor
         self.min_delta = abs(non_negative("min_delta", min_delta))
         if mode == "auto":
@@ -179,12 +181,15 @@ class EarlyStopping(_Monitor):
 
 
 class ModelCheckpoint(_Monitor):
-    """Save the model after each epoch (``filepath`` may hold ``{epoch}``), or only when
-    ``monitor`` improves with ``save_best_only``."""
+    """Save the model after each epoch (``path`` may hold ``{epoch}``), or only when
+    ``monitor`` improves with ``save_best_only``. ``filepath`` is accepted as Keras spells it."""
 
-    def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto", verbose=0):
+    def __init__(self, path=None, monitor="val_loss", save_best_only=False, mode="auto", verbose=0,
+                 filepath=None):
         super().__init__(monitor, mode, 0.0)
-        self.filepath = str(filepath)
+        if (path is None) == (filepath is None):
+            raise ValueError("ModelCheckpoint needs one file path: give path (or filepath), not both.")
+        self.filepath = str(path if filepath is None else filepath)
         self.save_best_only = bool(save_best_only)
         self.verbose = verbose
 

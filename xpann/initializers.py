@@ -7,7 +7,7 @@ Glorot, He, LeCun and the fan-in uniform are presets of one variance-scaling rul
 
 import math
 
-from ._checks import positive
+from ._checks import finite, positive
 from ._registry import Registry
 from .backend import host_full
 
@@ -37,7 +37,7 @@ class Constant(Initializer):
     """Every entry equal to ``value``."""
 
     def __init__(self, value=0.0):
-        self.value = float(value)
+        self.value = finite("value", value)
 
     def __call__(self, shape, rng, fan_in=None, fan_out=None):
         return host_full(shape, self.value)
@@ -70,7 +70,7 @@ class RandomNormal(Initializer):
     """N(mean, stddev^2)."""
 
     def __init__(self, mean=0.0, stddev=0.05):
-        self.mean = float(mean)
+        self.mean = finite("mean", mean)
         self.stddev = positive("stddev", stddev)
 
     def __call__(self, shape, rng, fan_in=None, fan_out=None):
@@ -84,7 +84,7 @@ class RandomUniform(Initializer):
     """U(minval, maxval)."""
 
     def __init__(self, minval=-0.05, maxval=0.05):
-        self.minval, self.maxval = float(minval), float(maxval)
+        self.minval, self.maxval = finite("minval", minval), finite("maxval", maxval)
         if not self.minval < self.maxval:
             raise ValueError(f"minval must be below maxval, got {minval!r} and {maxval!r}.")
 
