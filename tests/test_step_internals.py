@@ -197,3 +197,35 @@ def test_the_cpu_load_sample_is_a_count_of_cores_or_unknown():
     assert first is None or isinstance(first, int)
     others = load.others(window=0.0)
     assert others is None or others >= 0.0
+
+
+@pytest.mark.parametrize("hidden_activation", ["relu", "linear"])
+def test_biases_folded_into_the_products_train_like_separate_biases(hidden_activation):
+    """Dense after a ReLU or linear Dense adds its bias inside the product (a ones column); a
+    Dropout(0) in between breaks that link, so both paths must give the same training."""
+
+    def build(separate):
+        stack = []
+        for width in (8, 7):
+            stack.append(layers.Dense(width, activation=hidden_activation, bias_initializer="uniform"))
+            if separate:
+                stack.append(layers.Dropout(0.0))
+        stack.append(layers.Dense(3, activation="softmax", bias_initializer="uniform"))
+        model = xpann.Sequential(stack, input_dim=6, seed=4, dtype="float64", backend="numpy")
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        return model
+
+    folded, separate = build(False), build(True)
+    assert [layer._ones_source is not None for layer in folded.layers] == [False, True, True]
+    assert all(getattr(layer, "_ones_source", None) is None for layer in separate.layers)
+    x, y = data(samples=21)
+    loss_folded, grads_folded = folded.compute_gradients(x, y)
+    loss_separate, grads_separate = separate.compute_gradients(x, y)
+    assert loss_folded == pytest.approx(loss_separate, rel=1e-12)
+    for got, want in zip(grads_folded, grads_separate):
+        numpy.testing.assert_allclose(got, want, **TOLERANCES["float64"])
+    folded.fit(x, y, epochs=3, batch_size=4, verbose=0)
+    separate.fit(x, y, epochs=3, batch_size=4, verbose=0)
+    for got, want in zip(folded.get_weights(), separate.get_weights()):
+        numpy.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-11)
+    numpy.testing.assert_allclose(folded.predict(x), separate.predict(x), rtol=1e-9, atol=1e-11)

@@ -101,6 +101,11 @@ class Sequential:
         for index, layer in enumerate(self.layers):
             layer.attach(backend, self.dtype, parameters.layer_views(parameters.data, index),
                          parameters.layer_views(parameters.grad, index), device_generator)
+        for index, layer in enumerate(self.layers):
+            layer.attach_block(parameters.layer_block(parameters.data, index),
+                               parameters.layer_block(parameters.grad, index))
+        for producer, consumer in zip(self.layers, self.layers[1:]):
+            consumer.link_input(producer)
         self.layers[-1].mark_output()
         self._backend = backend
         self._parameters = parameters

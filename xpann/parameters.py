@@ -39,6 +39,12 @@ class ParameterBuffer:
             if entry[0] == layer_index
         }
 
+    def layer_block(self, flat, layer_index):
+        """The contiguous part of ``flat`` that holds all of this layer's tensors (None if it has
+        none): for a Dense layer, kernel rows then the bias, i.e. an (in + 1, out) matrix."""
+        parts = [part for part, entry in zip(self.segments, self.entries) if entry[0] == layer_index]
+        return flat[parts[0].start:parts[-1].stop] if parts else None
+
     def initialize(self, rng):
         """Draw every tensor on the host from ``rng``, then copy it to the device."""
         for view, entry in zip(self.tensors(self.data), self.entries):
