@@ -57,6 +57,11 @@ class Backend:
         that other processes leave free; elsewhere (a GPU) it yields None."""
         return contextlib.nullcontext(None)
 
+    def gemm(self, a, b, out=None):
+        """The matrix product ``a @ b`` of 2-D arrays (``a`` may be 1-D), written into ``out``
+        when given; transposed views are fine operands."""
+        return self.xp.matmul(a, b, out=out)
+
     def take_rows(self, x, rows, out=None):
         """``x[rows]`` for a device vector of valid row indices, written into ``out`` when given."""
         return self.xp.take(x, rows, axis=0, out=out)

@@ -70,6 +70,14 @@ class CupyBackend(Backend):
     def to_numpy(self, value):
         return self.xp.asnumpy(value)
 
+    def gemm(self, a, b, out=None):
+        # cupy.matmul copies every operand that is not C-contiguous (the x.T and kernel.T of
+        # backward) before calling cuBLAS; cupy.dot passes C- or F-contiguous operands with a
+        # transpose flag instead. dot needs a C-contiguous out.
+        if b.ndim == 2 and a.ndim <= 2 and (out is None or out.flags.c_contiguous):
+            return self.xp.dot(a, b, out=out)
+        return self.xp.matmul(a, b, out=out)
+
     def synchronize(self):
         self.xp.cuda.Device().synchronize()
 
