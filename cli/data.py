@@ -1,9 +1,12 @@
 """Reading and writing CSV files for the commands, with one clear message per kind of mistake."""
 
+import csv
 import difflib
+import hashlib
 import os
 import sys
 import tempfile
+import zipfile
 
 import click
 
@@ -20,12 +23,80 @@ def dataset_path(name):
     return xpann.datasets.csv_path(name)
 
 
-def read_csv(path, raw=False):
-    """The rows of the CSV at ``path`` as a DataFrame indexed by line number ("line" 2, 3, ...).
+MISSING = ("", "NaN", "nan")  # the only cells read as missing (and cells of spaces only)
+MISSING_HELP = ("Missing values: empty cells (or spaces only) and the words NaN/nan; None, NA, N/A and null "
+                "are ordinary text. Comma-, semicolon- and tab-separated files are read.")
+SEPARATORS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "bars"}
+SNIFF_BYTES = 1 << 16
 
-    ``raw=True`` keeps every cell as the text in the file (for writing the rows back unchanged).
-    Missing, empty, unreadable or malformed files are a ValueError naming the file.
-    """
+
+class CsvFile:
+    """A CSV file as read: ``frame`` (every cell as text, NaN where missing, indexed by line
+    number 2, 3, ...), ``raw`` (the cells exactly as in the file), ``separator``, ``notes`` (what
+    reading it involved, in words) and ``digest`` (SHA-256 of the bytes)."""
+
+    def __init__(self, path, frame, raw, separator, notes, digest):
+        self.path, self.frame, self.raw = path, frame, raw
+        self.separator, self.notes, self.digest = separator, notes, digest
+
+
+def _separator(path):
+    """The separator that splits the first lines into the same number (> 1) of fields: a comma
+    when it does, else a semicolon, tab or bar (the one giving the most fields)."""
+    with open(path, "rb") as stream:
+        sample = stream.read(SNIFF_BYTES).decode(ENCODING, errors="replace")
+    lines = sample.splitlines()
+    if len(sample) == SNIFF_BYTES and len(lines) > 1:
+        lines = lines[:-1]  # the last line may be cut short
+    lines = [line for line in lines if line.strip()][:50]
+    best, widths = ",", 1
+    for separator in SEPARATORS:
+        try:
+            counts = {len(row) for row in csv.reader(lines, delimiter=separator)}
+        except csv.Error:
+            continue
+        if len(counts) == 1 and counts.pop() > 1:
+            width = len(next(csv.reader(lines[:1], delimiter=separator)))
+            if separator == ",":
+                return ","
+            if width > widths:
+                best, widths = separator, width
+    return best
+
+
+def _decimal_commas(frame):
+    """Columns (of a semicolon-separated file) whose numbers use a decimal comma: 169,9 -> 169.9."""
+    converted = []
+    for name in frame.columns:
+        text = frame[name].dropna().astype(str).str.strip()
+        if len(text) and text.str.fullmatch(r"[+-]?\d+(,\d+)?").all() and text.str.contains(",").any():
+            frame[name] = frame[name].str.replace(",", ".", regex=False)
+            converted.append(str(name))
+    return converted
+
+
+def digest(path):
+    """SHA-256 of the file at ``path``, in hex."""
+    hasher = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            hasher.update(block)
+    return hasher.hexdigest()
+
+
+def input_file(data_file, dataset):
+    """The CSV to read for ``DATA.csv`` or ``--dataset NAME`` (exactly one of them)."""
+    if data_file and dataset:
+        raise click.UsageError("Give a CSV file or --dataset, not both.")
+    if not data_file and not dataset:
+        raise click.UsageError("Give a CSV file (DATA.csv) or a bundled data set (--dataset NAME).")
+    return data_file or str(dataset_path(dataset))
+
+
+def read_table(path):
+    """The CSV at ``path`` as a CsvFile. Missing, empty, unreadable or malformed files are a
+    ValueError naming the file. Only empty cells (or spaces) and the words NaN/nan are missing:
+    None, NA, N/A and null are ordinary values."""
     import pandas
 
     path = os.fspath(path)
@@ -35,9 +106,11 @@ def read_csv(path, raw=False):
         raise ValueError(f"{path} is a folder, not a CSV file.")
     if os.path.getsize(path) == 0:
         raise ValueError(f"{path} is empty.")
-    options = {"dtype": str, "keep_default_na": False} if raw else {}
     try:
-        frame = pandas.read_csv(path, encoding=ENCODING, low_memory=False, **options)
+        separator = _separator(path)
+        raw = pandas.read_csv(path, sep=separator, encoding=ENCODING, dtype=str, na_filter=False,
+                              low_memory=False)
+        fingerprint = digest(path)
     except pandas.errors.EmptyDataError:
         raise ValueError(f"{path} is empty (no header row).") from None
     except UnicodeDecodeError as error:
@@ -52,16 +125,28 @@ def read_csv(path, raw=False):
         raise ValueError(f"Cannot read {path}: {error.strerror or error}.") from None
     except ValueError as error:
         raise ValueError(f"{path} is not a readable CSV file ({error}).") from None
-    if len(frame) == 0:
+    if len(raw) == 0:
         raise ValueError(f"{path} has a header but no data rows.")
-    if len(frame.columns) == 1:
-        header = str(frame.columns[0])
-        for separator, word in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
-            if separator in header:
-                raise ValueError(f"{path} looks separated by {word}, but xpann reads comma-separated files; "
-                                 f"save it with commas between the columns.")
-    frame.index = pandas.RangeIndex(2, len(frame) + 2, name="line")
-    return frame
+    raw = raw.astype(object)
+    raw.index = pandas.RangeIndex(2, len(raw) + 2, name="line")
+    frame = raw.copy()
+    for name in frame.columns:
+        column = frame[name]
+        frame[name] = column.where(~(column.isin(MISSING) | (column.str.strip() == "")))
+    notes = []
+    if separator != ",":
+        notes.append(f"separated by {SEPARATORS[separator]}")
+        if separator == ";":
+            converted = _decimal_commas(frame)
+            if converted:
+                notes.append(f"decimal commas in {', '.join(converted)}")
+    return CsvFile(path, frame, raw, separator, notes, fingerprint)
+
+
+def read_csv(path):
+    """The rows of the CSV at ``path`` as a DataFrame of text cells (NaN where missing) indexed
+    by line number ("line" 2, 3, ...); see ``read_table``."""
+    return read_table(path).frame
 
 
 def require_column(frame, column, path, what="Column"):
@@ -87,26 +172,75 @@ def check_writable(path, what="file"):
         raise ValueError(f"Cannot write the {what} to {path}: the folder {folder} is not writable.")
 
 
+def is_model_file(path):
+    """True when ``path`` is an .npz archive holding an xpann model config."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as archive:
+            return "config.npy" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def check_output(path, inputs, what, option="--out"):
+    """ValueError unless ``path`` may receive the ``what`` ("model" or "predictions"): writable,
+    not one of the ``inputs`` ({description: path}); a model goes to a new .npz file or over an
+    xpann model, predictions never over a model."""
+    check_writable(path, what)
+    path = os.fspath(path)
+    for description, source in inputs.items():
+        if source is None or not os.path.exists(path) or not os.path.exists(source):
+            continue
+        if os.path.samefile(path, source):
+            raise ValueError(f"{option} {path} is the {description} {os.fspath(source)}; writing the {what} there "
+                             f"would destroy it. Give another file name.")
+    if what == "model":
+        if not path.lower().endswith(".npz"):
+            raise ValueError(f"{option} {path}: a model file name must end in .npz (for example model.npz).")
+        if os.path.exists(path) and not is_model_file(path):
+            raise ValueError(f"{option} {path} already exists and is not an xpann model; refusing to overwrite it. "
+                             "Give a new file name, or remove the file first.")
+    elif os.path.exists(path) and is_model_file(path):
+        raise ValueError(f"{option} {path} is an xpann model file; refusing to overwrite it with the {what}. "
+                         "Give a .csv file name.")
+
+
+def _file_mode():
+    """The permissions a new file gets under the current umask (0o666 less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def quiet_stdout():
+    """Point standard output at /dev/null, so the interpreter's last flush cannot fail again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def write_csv(frame, path=None):
-    """Write ``frame`` (no index) to ``path`` atomically, or to standard output when ``path`` is None."""
+    """Write ``frame`` (no index) to ``path`` atomically, or to standard output when ``path`` is None.
+    The file gets the permissions of any new file (the umask's), like the other outputs."""
     if path is None:
         try:
             frame.to_csv(sys.stdout, index=False, lineterminator="\n")
             sys.stdout.flush()
-        except BrokenPipeError:  # the reader stopped early (| head): stop quietly
-            try:
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            except (OSError, ValueError):
-                pass
-            raise click.exceptions.Exit(1) from None
+        except BrokenPipeError:  # the reader stopped early (| head): that is fine, stop quietly
+            quiet_stdout()
+            raise click.exceptions.Exit(0) from None
         return
     path = os.fspath(path)
     check_writable(path, "predictions")
+    mode = _file_mode()
     handle, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".xpann-",
                                          suffix=".csv.tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
             frame.to_csv(stream, index=False, lineterminator="\n")
+        os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):

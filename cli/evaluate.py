@@ -1,5 +1,6 @@
 """``xpann evaluate``: a saved model's loss and metrics on a labelled CSV file."""
 
+import copy
 import json
 import math
 
@@ -11,37 +12,53 @@ from . import data, report
 from .model_file import TabularModel
 
 
-@click.command()
+@click.command(epilog=data.MISSING_HELP)
 @click.argument("model_file", metavar="MODEL")
-@click.argument("data_file", metavar="DATA.csv")
+@click.argument("data_file", metavar="[DATA.csv]", required=False)
+@click.option("--dataset", metavar="NAME", help="Evaluate on a bundled data set (the CSV that "
+                                                "xpann train --dataset NAME reads) instead of a CSV file.")
 @click.option("--target", "-t", metavar="COLUMN", help="The column holding the true values [default: the one "
                                                        "the model was trained on].")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.option("--backend", type=click.Choice(["numpy", "cupy", "auto"], case_sensitive=False), default=None,
               help="numpy (CPU), cupy (GPU) or auto [default: $XPANN_BACKEND, else numpy].")
-def evaluate(model_file, data_file, target, as_json, backend):
-    """Loss and metrics of MODEL on a labelled DATA.csv.
+def evaluate(model_file, data_file, dataset, target, as_json, backend):
+    """Loss and metrics of MODEL on a labelled DATA.csv (or a bundled --dataset).
 
     A classifier gets its accuracy, per-class precision and recall and the confusion matrix; a
     regression gets mae, rmse and r2 in the target's units."""
+    path = data.input_file(data_file, dataset)
     backend = xpann.backend.resolve_backend(backend)
     loaded = TabularModel(model_file, backend=backend)
-    encoder = loaded.target
-    target = target or encoder.name
-    frame = data.read_csv(data_file)
-    data.require_column(frame, target, data_file, what="Target column")
+    description = loaded.describe()
+    trained_name = loaded.target.name
+    target = target or trained_name
+    table = data.read_table(path)
+    frame = table.frame
+    data.require_column(frame, target, path, what="Target column")
+    if target != trained_name:
+        click.echo(f"Warning: scoring the model's predictions of {trained_name!r} against the column {target!r} "
+                   f"of {path}.", err=True)
+    trained_on = loaded.stored.get("trained_on") or {}
+    if trained_on.get("sha256") == table.digest:
+        rows = trained_on.get("training_rows")
+        count = f"{rows:,} " if isinstance(rows, int) else ""
+        click.echo(f"Warning: {path} is the file the model was trained on: these rows include its {count}training "
+                   "rows, so the metrics overstate how well it does on new data.", err=True)
+    encoder = copy.copy(loaded.target)
+    encoder.name = target  # messages name the column given
     present = frame[target].notna()
     skipped = int((~present).sum())
     if not present.any():
-        raise ValueError(f"The target column {target!r} of {data_file} is empty in every row.")
+        raise ValueError(f"The target column {target!r} of {path} is empty in every row.")
     frame = frame[present]
-    x = loaded.transform(frame, data_file)
+    x = loaded.transform(frame, path)
     try:
         y = encoder.transform(frame[target])
     except ValueError as error:
-        raise ValueError(f"{data_file}: {error}") from None
+        raise ValueError(f"{path}: {error}") from None
     results = report.in_target_units(loaded.model.evaluate(x, y), encoder)
-    summary = {"model": model_file, "data": data_file, "rows": len(frame), "skipped_rows": skipped,
+    summary = {"model": model_file, "data": path, "rows": len(frame), "skipped_rows": skipped,
                "task": encoder.task, "target": target, "metrics": results}
     if encoder.task == "classification":
         details = report.classification_details(y, loaded.model.predict(x), encoder.classes)
@@ -52,8 +69,8 @@ def evaluate(model_file, data_file, target, as_json, backend):
         summary["metrics"] = {k: v if math.isfinite(v) else None for k, v in summary["metrics"].items()}
         click.echo(json.dumps(summary, indent=2))
         return
-    click.echo(f"Model: {model_file} ({loaded.describe()}).")
-    click.echo(f"Data: {data_file}: {len(frame):,} rows"
+    click.echo(f"Model: {model_file} ({description}).")
+    click.echo(f"Data: {path}: {len(frame):,} rows"
                + (f" ({skipped:,} skipped: no value in {target!r})" if skipped else "") + ".")
     click.echo("")
     rows = []

@@ -15,6 +15,8 @@ import numpy
 import xpann
 from xpann.backend import backend_status
 
+BACKEND_CHOICES = ("numpy", "cupy", "auto")
+
 
 def _version(distribution):
     try:
@@ -81,7 +83,13 @@ def collect():
     }
     facts.update(_cupy_facts(status))
     facts["backends"] = {name: {"available": reason is None, "reason": reason} for name, reason in status.items()}
-    facts["default_backend"] = os.environ.get("XPANN_BACKEND") or "numpy"
+    requested = (os.environ.get("XPANN_BACKEND") or "").strip()
+    facts["default_backend"] = requested.lower() or "numpy"
+    facts["default_backend_error"] = None
+    if requested and requested.lower() not in BACKEND_CHOICES:
+        facts["default_backend_error"] = (f"XPANN_BACKEND={requested!r} is not a backend; valid names are "
+                                          f"{', '.join(BACKEND_CHOICES)}. Commands that train or load a model "
+                                          "fail until it is fixed or unset.")
     return facts
 
 
@@ -121,6 +129,9 @@ def info(as_json):
     lines.append("Backends:")
     for name, state in facts["backends"].items():
         lines.append(f"  {name:<6} " + ("available" if state["available"] else f"unavailable: {state['reason']}"))
-    lines.append(f"Default backend: {facts['default_backend']}"
-                 + (" (from XPANN_BACKEND)" if os.environ.get("XPANN_BACKEND") else " (set XPANN_BACKEND to change)"))
+    if facts["default_backend_error"]:
+        lines.append(f"Default backend: INVALID: {facts['default_backend_error']}")
+    else:
+        lines.append(f"Default backend: {facts['default_backend']}"
+                     + (" (from XPANN_BACKEND)" if os.environ.get("XPANN_BACKEND") else " (set XPANN_BACKEND to change)"))
     click.echo("\n".join(lines))

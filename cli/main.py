@@ -4,6 +4,7 @@ import click
 
 import xpann
 
+from . import data
 from .bench import bench
 from .diagnose import diagnose
 from .evaluate import evaluate
@@ -18,8 +19,11 @@ class FriendlyGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
-            raise  # Click reports these itself; a closed pipe (xpann ... | head) exits quietly
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # Click reports these itself
+        except BrokenPipeError:  # the reader stopped early (xpann ... | head): exit quietly, successfully
+            data.quiet_stdout()
+            raise click.exceptions.Exit(0) from None
         except (ValueError, OSError, xpann.BackendUnavailableError) as error:
             if ctx.obj and ctx.obj.get("debug"):
                 raise

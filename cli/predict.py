@@ -4,29 +4,33 @@ import click
 
 import xpann
 
-from . import data, report
+from . import data
 from .model_file import TabularModel
 
 
-@click.command()
+@click.command(epilog=data.MISSING_HELP)
 @click.argument("model_file", metavar="MODEL")
-@click.argument("data_file", metavar="DATA.csv")
+@click.argument("data_file", metavar="[DATA.csv]", required=False)
+@click.option("--dataset", metavar="NAME", help="Predict for the rows of a bundled data set (the CSV that "
+                                                "xpann train --dataset NAME reads) instead of a CSV file.")
 @click.option("--out", metavar="FILE.csv", help="Where to write the predictions [default: standard output].")
 @click.option("--backend", type=click.Choice(["numpy", "cupy", "auto"], case_sensitive=False), default=None,
               help="numpy (CPU), cupy (GPU) or auto [default: $XPANN_BACKEND, else numpy].")
-def predict(model_file, data_file, out, backend):
-    """Predict for every row of DATA.csv with MODEL.
+def predict(model_file, data_file, dataset, out, backend):
+    """Predict for every row of DATA.csv (or a bundled --dataset) with MODEL.
 
-    Writes the input rows unchanged plus a `prediction` column (original class labels, or values
-    in the target's units) and, for a classifier, one `probability_<class>` column per class.
-    The target column is not needed.
+    Writes the input rows unchanged plus a `prediction` column (class labels exactly as in the
+    training file, or values in the target's units) and, for a classifier, one
+    `probability_<class>` column per class. The target column is not needed.
     """
+    path = data.input_file(data_file, dataset)
     backend = xpann.backend.resolve_backend(backend)
-    loaded = TabularModel(model_file, backend=backend)
     if out is not None:
-        data.check_writable(out, "predictions")
-    frame = data.read_csv(data_file)
-    x = loaded.transform(frame, data_file)
+        data.check_output(out, {"model file": model_file, "data file": path}, "predictions")
+    loaded = TabularModel(model_file, backend=backend)
+    table = data.read_table(path)
+    frame = table.frame
+    x = loaded.transform(frame, path)
     missing = loaded.features.missing_counts(frame)
     if missing:
         counts = ", ".join(f"{name} {count:,}" for name, count in missing.items())
@@ -37,12 +41,10 @@ def predict(model_file, data_file, out, backend):
     if encoder.task == "classification":
         for index, label in enumerate(encoder.classes):
             added[f"probability_{label}"] = outputs[:, index]
-    rows = data.read_csv(data_file, raw=True)  # the cells exactly as in the file
-    if len(rows) != len(frame):
-        raise ValueError(f"{data_file} changed while it was being read; run the command again.")
+    rows = table.raw  # the cells exactly as in the file
     replaced = [name for name in added if name in rows.columns]
     if replaced:
-        click.echo(f"Warning: {data_file} already has column(s) {', '.join(replaced)}; they are replaced.", err=True)
+        click.echo(f"Warning: {path} already has column(s) {', '.join(replaced)}; they are replaced.", err=True)
     rows = rows.drop(columns=replaced).assign(**added)
     data.write_csv(rows, out)
     if out is not None:

@@ -1,7 +1,9 @@
 """``xpann train``: a CSV file (or a bundled data set) to a trained model file, with honest metrics."""
 
+import contextlib
 import math
 import os
+import shlex
 import time
 
 import click
@@ -51,7 +53,21 @@ def _checked(build):
     return callback
 
 
-@click.command()
+def _learning_rate(ctx, param, value):
+    if not math.isfinite(value) or value <= 0:
+        raise click.BadParameter(f"{value!r} is not a learning rate: give a finite number > 0 (e.g. 0.001).")
+    return value
+
+
+def _names(ctx, param, values):
+    """--drop a,b --drop c -> ["a", "b", "c"]."""
+    names = [name.strip() for value in values for name in value.split(",")]
+    if any(not name for name in names):
+        raise click.BadParameter(f"{','.join(values)!r} is not a comma-separated list of column names.")
+    return list(dict.fromkeys(names))
+
+
+@click.command(epilog=data.MISSING_HELP)
 @click.argument("data_file", metavar="[DATA.csv]", required=False)
 @click.option("--target", "-t", metavar="COLUMN", help="The column to predict (default with --dataset: target).")
 @click.option("--dataset", metavar="NAME",
@@ -59,6 +75,10 @@ def _checked(build):
 @click.option("--task", type=click.Choice(["auto", "classification", "regression"], case_sensitive=False),
               default="auto", show_default=True,
               help="auto: classification for a text, true/false or whole-number target with few values.")
+@click.option("--drop", metavar="COL[,COL]", multiple=True, callback=_names,
+              help="Columns to leave out of the features.")
+@click.option("--keep", metavar="COL[,COL]", multiple=True, callback=_names,
+              help="Columns to use even if they look like IDs (an ID is dropped by default).")
 @click.option("--hidden", default="64,32", metavar="WIDTHS", show_default=True, callback=_widths,
               help="Widths of the hidden layers, comma-separated ('' for none).")
 @click.option("--activation", default="relu", metavar="NAME", show_default=True,
@@ -67,60 +87,75 @@ def _checked(build):
               callback=_checked(lambda name: xpann.initializers.get(name)), help="Hidden-layer kernel initializer.")
 @click.option("--optimizer", default="adam", metavar="NAME", show_default=True,
               callback=_checked(lambda name: xpann.optimizers.get(name)), help="Optimizer name.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.001, show_default=True,
+@click.option("--lr", type=float, default=0.001, show_default=True, callback=_learning_rate,
               help="Learning rate.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help=f"Passes over the training rows [default: {DEFAULT_EPOCHS}; small data sets get more, "
                    f"up to {MAX_DEFAULT_EPOCHS}, for about {SMALL_DATA_STEPS} steps].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--val-split", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True,
-              help="Fraction of the rows held out for validation (stratified by class); 0 for none.")
+              help="Fraction of the rows held out for validation (stratified by class); 0 for none. The model "
+                   "keeps the weights of the epoch with the lowest validation loss.")
 @click.option("--patience", type=click.IntRange(min=0), default=None,
-              help="Stop after this many epochs without a better validation loss; keep the best weights.")
+              help="Stop after this many epochs without a better validation loss [default: run every epoch].")
 @click.option("--backend", type=click.Choice(["numpy", "cupy", "auto"], case_sensitive=False), default=None,
               help="numpy (CPU), cupy (GPU) or auto [default: $XPANN_BACKEND, else numpy].")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seeds the split, the initial weights and the shuffles.")
-@click.option("--out", default="model.npz", show_default=True, metavar="FILE", help="Where to save the model.")
+@click.option("--out", default="model.npz", show_default=True, metavar="FILE.npz", help="Where to save the model.")
 @click.option("--plot", metavar="FILE.png", help="Draw the loss and metric curves (needs xpann[plot]).")
-def train(data_file, target, dataset, task, hidden, activation, initializer, optimizer, lr, epochs, batch_size,
-          val_split, patience, backend, seed, out, plot):
+def train(data_file, target, dataset, task, drop, keep, hidden, activation, initializer, optimizer, lr, epochs,
+          batch_size, val_split, patience, backend, seed, out, plot):
     """Train a model on DATA.csv (or a bundled data set).
 
     Learns to predict the --target column of DATA.csv, or the target of a bundled --dataset.
 
     With neither, trains on the bundled iris data set. The preprocessing (scaling, one-hot
-    encodings, imputation, label names) is learned on the training rows and saved in the model.
+    encodings, dates as days, imputation, label names) is learned on the training rows and saved
+    in the model.
     """
     if patience is not None and val_split == 0:
         raise click.BadParameter("--patience watches the validation loss; give --val-split > 0.",
                                  param_hint="'--patience'")
     backend = xpann.backend.resolve_backend(backend)  # fails now, not after reading the data
-    pyplot = _plotting(plot) if plot else None
-    data.check_writable(out, "model")
-
     path, target, source = _source(data_file, dataset, target)
-    frame = data.read_csv(path)
+    data.check_output(out, {"training data": path}, "model")
+    pyplot = None
+    if plot:
+        pyplot = _plotting(plot)
+        data.check_output(plot, {"training data": path, "model file (--out)": out}, "plot", option="--plot")
+
+    table = data.read_table(path)
+    frame = table.frame
     data.require_column(frame, target, path, what="Target column")
+    features = _features(frame, target, drop, keep, path)
     frame, dropped_rows = _rows_with_target(frame, target)
-    click.echo(f"Data: {source}: {len(frame) + dropped_rows:,} rows, {len(frame.columns):,} columns.")
+    notes = f" ({'; '.join(table.notes)})" if table.notes else ""
+    click.echo(f"Data: {source}: {len(frame) + dropped_rows:,} rows, {len(frame.columns):,} columns{notes}.")
     if dropped_rows:
         click.echo(f"Skipped {dropped_rows:,} row(s) with no value in the target column {target!r}.")
 
-    task, reason = _task(frame[target], task)
+    with _about(path):
+        task, reason = _task(frame[target], task)
+        if task == "classification":
+            preprocessing.check_classification_target(frame[target])
     click.echo(f"Task: {task} ({reason}).")
     labels = frame[target] if task == "classification" else None
-    train_rows, validation_rows = preprocessing.split_rows(len(frame), val_split, seed, labels)
+    with _about(path):
+        ids = preprocessing.id_columns(frame, [c for c in features if c not in drop], keep)
+        train_rows, validation_rows = preprocessing.split_rows(len(frame), val_split, seed, labels)
     training, validation = frame.iloc[train_rows], frame.iloc[validation_rows]
 
-    features = [column for column in frame.columns if column != target]
-    with report.warnings_as_messages():
-        preprocessor = preprocessing.TabularPreprocessor().fit(training, features)
+    with _about(path), report.warnings_as_messages(held=(preprocessing.PreprocessingWarning,)):
+        preprocessor = preprocessing.TabularPreprocessor().fit(training, features, drop=drop, keep=keep, ids=ids)
+    with _about(path), report.warnings_as_messages():
+        # One pass over all the rows, so each column's odd cells are reported once.
+        x_all = preprocessor.transform(frame, warn_truncated=False)
         encoder = preprocessing.TargetEncoder(task, name=target).fit(training[target])
-        x_train, y_train = preprocessor.transform(training), encoder.transform(training[target])
-        held_out = (preprocessor.transform(validation), encoder.transform(validation[target])) \
-            if len(validation) else None
-    _describe_preprocessing(preprocessor, encoder, x_train.shape[1])
+        y_train = encoder.transform(training[target])
+        x_train = x_all[train_rows]
+        held_out = (x_all[validation_rows], encoder.transform(validation[target])) if len(validation) else None
+    _describe_preprocessing(preprocessor, encoder, x_train.shape[1], keep)
     split = "stratified by class, " if task == "classification" else ""
     click.echo(f"Split: {len(training):,} training rows, {len(validation):,} validation rows ({split}seed {seed}).")
 
@@ -133,14 +168,24 @@ def train(data_file, target, dataset, task, hidden, activation, initializer, opt
     else:
         note = ""
     guard = xpann.callbacks.TerminateOnNaN()  # fit's own guard, kept here to ask it afterwards
-    stopper = None if patience is None else xpann.callbacks.EarlyStopping(
-        monitor="val_loss", patience=patience, restore_best_weights=True)
+    stopper = None if held_out is None else xpann.callbacks.EarlyStopping(
+        monitor="val_loss", patience=epochs if patience is None else patience, restore_best_weights=True)
     shape = " -> ".join([str(x_train.shape[1])] + [f"{w} {activation}" for w in hidden]
                         + [f"{encoder.n_outputs} {encoder.output_activation}"])
-    click.echo(f"Network: {shape} ({initializer}), {model.count_params():,} parameters.")
-    stopping = "" if patience is None else f", stop after {patience} epochs without a better val_loss"
-    click.echo(f"Training: {optimizer} lr {lr:g}, batch {batch_size}, {epochs} epochs{note}{stopping}.")
+    output_init = "glorot_uniform"  # the Dense default, which the output layer keeps
+    inits = f"{initializer} hidden, {output_init} output" if hidden else output_init
+    click.echo(f"Network: {shape} ({inits}), {model.count_params():,} parameters.")
+    if stopper is None:
+        keeping = "; no validation rows, so the model keeps the last epoch's weights"
+    elif patience is None:
+        keeping = "; the model keeps the weights of the epoch with the lowest val_loss"
+    else:
+        keeping = f"; stop after {patience} epochs without a better val_loss and keep the best epoch's weights"
+    click.echo(f"Training: {optimizer} lr {lr:g}, batch {batch_size}, {epochs} epochs{note}{keeping}.")
     click.echo(f"Backend: {report.describe_backend(model.backend)}.")
+    if task == "regression":
+        click.echo(f"(The per-epoch loss, mae and rmse are on the standardised target; the table at the end "
+                   f"is in the units of {target!r}.)")
 
     with report.warnings_as_messages(held=(Warning,)) as caught:
         start = time.perf_counter()
@@ -153,9 +198,15 @@ def train(data_file, target, dataset, task, hidden, activation, initializer, opt
         click.echo(f"Warning: {text}", err=True)
 
     epochs_run = len(history.epoch)
-    if stopper is not None and stopper.stopped_epoch is not None:
-        click.echo(f"Stopped early after epoch {epochs_run}; kept the weights of epoch {stopper.best_epoch + 1} "
-                   f"(val_loss {stopper.best:.4f}).")
+    best_epoch = None
+    if stopper is not None and stopper.best_epoch is not None:
+        best_epoch = stopper.best_epoch + 1
+        if stopper.stopped_epoch is not None:
+            click.echo(f"Stopped early after epoch {epochs_run} ({stopper.patience} epochs without a better "
+                       f"val_loss); kept the weights of epoch {best_epoch} (val_loss {stopper.best:.4f}).")
+        else:
+            click.echo(f"Kept the weights of epoch {best_epoch} of {epochs_run}, the one with the lowest val_loss "
+                       f"({stopper.best:.4f}).")
     _final_table(model, encoder, (x_train, y_train), held_out)
     samples = len(training) * epochs_run
     click.echo(f"Time: {seconds:.2f} s for {epochs_run} epochs, {samples / max(seconds, 1e-9):,.0f} samples/s "
@@ -164,10 +215,44 @@ def train(data_file, target, dataset, task, hidden, activation, initializer, opt
         _plot(pyplot, history.history, encoder, plot)
         click.echo(f"Saved the training curves to {plot}.")
     preprocessing.attach(model, preprocessor, encoder, trained_on={
-        "data": os.path.basename(str(path)), "dataset": dataset, "training_rows": len(training),
-        "validation_rows": len(validation), "epochs": epochs_run, "seed": seed})
+        "data": os.path.basename(str(path)), "dataset": dataset, "sha256": table.digest,
+        "training_rows": len(training), "validation_rows": len(validation), "epochs": epochs_run,
+        "best_epoch": best_epoch, "seed": seed})
     model.save(out)
     click.echo(f"Saved the model to {out}.")
+
+
+CLI_WORDS = {"choose the classification task": "use --task classification",
+             "choose the regression task": "use --task regression",
+             "give 0 for no validation": "use --val-split 0 for no validation"}
+
+
+@contextlib.contextmanager
+def _about(path):
+    """ValueErrors raised inside name the file ``path``, in the command line's words."""
+    try:
+        yield
+    except ValueError as error:
+        text = str(error)
+        for words, option in CLI_WORDS.items():
+            text = text.replace(words, option)
+        raise ValueError(f"{path}: {text}") from None
+
+
+def _features(frame, target, drop, keep, path):
+    """The feature columns: all but the target; --drop and --keep must name other columns."""
+    for option, names in (("--drop", drop), ("--keep", keep)):
+        for name in names:
+            if name == target:
+                raise click.BadParameter(f"{name!r} is the target column.", param_hint=f"'{option}'")
+            try:
+                data.require_column(frame, name, path, what="Column")
+            except ValueError as error:
+                raise click.BadParameter(str(error), param_hint=f"'{option}'") from None
+    both = [name for name in drop if name in keep]
+    if both:
+        raise click.UsageError(f"Column {both[0]!r} is given to both --drop and --keep; choose one.")
+    return [column for column in frame.columns if column != target]
 
 
 def _diverged(epoch, logs, caught, lr):
@@ -194,11 +279,14 @@ def _source(data_file, dataset, target):
                                    f"its columns are: {frame_columns}.")
         return data_file, target, data_file
     if not dataset:
+        if target:
+            raise click.UsageError("--target needs a CSV file (xpann train DATA.csv --target COLUMN), or "
+                                   "a bundled --dataset NAME.")
         dataset = DEFAULT_DATASET
         click.echo(f"No CSV file given: training on the bundled {dataset!r} data set "
                    "(xpann train DATA.csv --target COLUMN trains on yours).")
     path = data.dataset_path(dataset)
-    return path, target or xpann.datasets.TARGET_COLUMN, f"bundled data set {dataset!r} ({path.name})"
+    return path, target or xpann.datasets.TARGET_COLUMN, f"bundled data set {dataset!r} ({path})"
 
 
 def _rows_with_target(frame, target):
@@ -217,34 +305,49 @@ def _task(series, requested):
     return task, reason
 
 
-def _describe_preprocessing(preprocessor, encoder, width):
+def _describe_preprocessing(preprocessor, encoder, width, keep):
     kinds = [spec["kind"] for spec in preprocessor.columns]
-    click.echo(f"Features: {kinds.count('numeric')} numeric (standardised), {kinds.count('categorical')} text "
-               f"(one-hot) -> {width} network inputs.")
+    count = kinds.count("date")
+    dates = f", {count} date{'s' if count > 1 else ''} (days since 1970-01-01, standardised)" if count else ""
+    click.echo(f"Features: {kinds.count('numeric')} numeric (standardised){dates}, {kinds.count('categorical')} "
+               f"text (one-hot) -> {width} network inputs.")
+    for spec in preprocessor.columns:
+        if spec["kind"] == "date":
+            click.echo(f"Column {spec['name']!r} holds dates: read as days since 1970-01-01, then standardised.")
     if encoder.task == "classification":
         click.echo(f"Classes: {', '.join(map(str, encoder.classes))}.")
     else:
         click.echo(f"Target: mean {encoder.mean:.4g}, standard deviation {encoder.scale:.4g} "
                    "(standardised for training; predictions come back in its units).")
-    if preprocessor.missing:
-        fills = ", ".join(
-            f"{spec['name']} {preprocessor.missing[spec['name']]} "
-            f"({'median' if spec['kind'] == 'numeric' else 'most frequent'} {_fill(spec)})"
-            for spec in preprocessor.columns if spec["name"] in preprocessor.missing)
-        total = sum(preprocessor.missing[spec["name"]] for spec in preprocessor.columns
-                    if spec["name"] in preprocessor.missing)
+    used = [spec for spec in preprocessor.columns if spec["name"] in preprocessor.missing]
+    if used:
+        fills = ", ".join(f"{spec['name']} {preprocessor.missing[spec['name']]:,} ({_fill_rule(spec)} {_fill(spec)})"
+                          for spec in used)
+        total = sum(preprocessor.missing[spec["name"]] for spec in used)
         click.echo(f"Missing values in the training rows: {total:,} filled: {fills}.")
     else:
-        click.echo("Missing values in the training rows: none.")
+        elsewhere = " (in the columns used)" if preprocessor.missing else ""
+        click.echo(f"Missing values in the training rows: none{elsewhere}.")
     for name, reason in preprocessor.dropped.items():
-        click.echo(f"Dropped column {name!r}: {reason}.")
+        hint = f"; --keep {shlex.quote(str(name))} uses it" if "ID" in reason else ""
+        click.echo(f"Dropped column {name!r}: {reason}{hint}.")
     for name, count in preprocessor.truncated.items():
         click.echo(f"Column {name!r} has {count:,} categories; kept the {preprocessor.max_categories} most "
-                   "frequent, the others are encoded as all zeros.")
+                   "frequent: rare categories beyond those (and new ones) are encoded as all zeros.")
+
+
+def _fill_rule(spec):
+    return "most frequent" if spec["kind"] == "categorical" else "median"
 
 
 def _fill(spec):
-    return f"{spec['fill']:.4g}" if spec["kind"] == "numeric" else repr(spec["fill"])
+    if spec["kind"] == "numeric":
+        return f"{spec['fill']:.4g}"
+    if spec["kind"] == "date":
+        import pandas
+
+        return (pandas.Timestamp("1970-01-01") + pandas.Timedelta(days=spec["fill"])).strftime("%Y-%m-%d")
+    return repr(spec["fill"])
 
 
 def _network(hidden, activation, initializer, width, encoder, seed, backend):

@@ -246,3 +246,81 @@ def test_backend_cupy(tmp_path):
     assert result.output.strip() == f"Error: {reason}"
     assert "pip install" in result.output and not (tmp_path / "m.npz").exists()
 
+
+
+# ----- what the commands report -----------------------------------------------------------------
+
+
+def test_evaluate_names_the_column_given_and_warns_about_training_rows(iris_model, tmp_path):
+    frame = pandas.read_csv(xpann.datasets.csv_path("iris")).rename(columns={TARGET: "truth"})
+    frame.loc[frame.index[:3], "truth"] = "daisy"
+    frame.to_csv(tmp_path / "renamed.csv", index=False)
+    result = run("evaluate", iris_model, tmp_path / "renamed.csv", "--target", "truth", ok=False)
+    assert "Warning: scoring the model's predictions of 'target' against the column 'truth'" in result.output
+    assert "Target column 'truth' holds label(s) the model never saw in training: 'daisy' in 3 of 150 rows " \
+           "(lines 2, 3, 4)" in result.output
+    trained_on_file = run("evaluate", iris_model, "--dataset", "iris")  # the very rows it was trained on
+    assert "is the file the model was trained on: these rows include its 120 training rows" in trained_on_file.output
+    held_out = pandas.read_csv(xpann.datasets.csv_path("iris")).iloc[::7]
+    held_out.to_csv(tmp_path / "held_out.csv", index=False)
+    assert "Warning" not in run("evaluate", iris_model, tmp_path / "held_out.csv").output
+
+
+def test_predict_and_evaluate_take_a_bundled_data_set(iris_model, tmp_path):
+    run("predict", iris_model, "--dataset", "iris", "--out", tmp_path / "p.csv")
+    assert len(pandas.read_csv(tmp_path / "p.csv")) == 150
+    report = json.loads(run("evaluate", iris_model, "--dataset", "iris", "--json").stdout)
+    assert report["data"] == str(xpann.datasets.csv_path("iris")) and report["metrics"]["accuracy"] > 0.8
+    trained = run("train", "--dataset", "wine", "--epochs", 1, "--out", tmp_path / "m.npz")
+    assert f"bundled data set 'wine' ({xpann.datasets.csv_path('wine')})" in trained.output
+
+
+def test_training_keeps_the_best_validation_epoch_and_labels_the_epoch_lines(tmp_path):
+    result = run("train", "--dataset", "diabetes", "--epochs", 40, "--lr", 0.01, "--out", tmp_path / "m.npz")
+    output = result.output
+    assert "the model keeps the weights of the epoch with the lowest val_loss" in output
+    assert output.count("on the standardised target") == 1
+    losses = [float(line.split("val_loss: ")[1].split()[0]) for line in output.splitlines()
+              if line.startswith("Epoch ")]
+    best = int(numpy.argmin(losses))
+    assert f"Kept the weights of epoch {best + 1} of 40, the one with the lowest val_loss ({losses[best]:.4f})" in output
+    table_loss = next(line for line in output.splitlines() if line.startswith("loss (standardised mse)"))
+    assert float(table_loss.split()[-1]) == pytest.approx(losses[best], abs=2e-4)
+    stored = xpann.load_model(tmp_path / "m.npz").metadata["tabular"]["trained_on"]
+    assert stored["best_epoch"] == best + 1 and stored["epochs"] == 40
+    no_validation = run("train", "--dataset", "iris", "--epochs", 2, "--val-split", 0, "--out", tmp_path / "n.npz")
+    assert "keeps the last epoch's weights" in no_validation.output
+
+
+def test_prediction_files_follow_the_umask(iris_model, tmp_path):
+    import os
+
+    previous = os.umask(0o022)
+    try:
+        run("predict", iris_model, xpann.datasets.csv_path("iris"), "--out", tmp_path / "p.csv")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "p.csv").stat().st_mode & 0o777 == 0o644
+
+
+def test_missing_values_only_in_dropped_columns(tmp_path):
+    frame = pandas.read_csv(xpann.datasets.csv_path("iris"))
+    frame["notes"] = ["checked"] * 2 + [None] * (len(frame) - 2)  # constant where filled: dropped
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    output = run("train", tmp_path / "d.csv", "--target", TARGET, "--epochs", 1, "--out", tmp_path / "m.npz").output
+    assert "Missing values in the training rows: none (in the columns used)." in output
+    assert "0 filled" not in output
+
+
+def test_a_network_without_hidden_layers_names_its_initializer(tmp_path):
+    output = run("train", "--dataset", "iris", "--hidden", "", "--epochs", 1, "--out", tmp_path / "m.npz").output
+    assert "Network: 4 -> 3 softmax (glorot_uniform)" in output
+    assert "(he_normal hidden, glorot_uniform output)" in run(
+        "train", "--dataset", "iris", "--epochs", 1, "--out", tmp_path / "m.npz").output
+
+
+def test_info_flags_a_bad_backend_variable(monkeypatch):
+    monkeypatch.setenv("XPANN_BACKEND", "bogus")
+    result = run("info")
+    assert "Default backend: INVALID: XPANN_BACKEND='bogus' is not a backend" in result.output
+    assert "not a backend" in json.loads(run("info", "--json").output)["default_backend_error"]

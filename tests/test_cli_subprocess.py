@@ -71,3 +71,18 @@ def test_the_installed_xpann_script(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"xpann       {xpann.__version__}")
     assert "Backends:" in result.stdout
+
+
+def test_a_reader_that_stops_early_is_not_an_error(tmp_path):
+    """xpann predict ... | head -2: the closed pipe ends the command quietly, with exit status 0."""
+    xpann_process("train", "--dataset", "iris", "--epochs", 1, "--out", "m.npz", cwd=tmp_path)
+    rows = pandas.read_csv(xpann.datasets.csv_path("iris"))
+    pandas.concat([rows] * 40).to_csv(tmp_path / "many.csv", index=False)  # 6,000 rows: more than a pipe holds
+    environment = {**os.environ, "XPANN_BACKEND": "numpy"}
+    process = subprocess.Popen([sys.executable, "-m", "cli", "predict", "m.npz", "many.csv"], cwd=tmp_path,
+                               env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = [process.stdout.readline() for _ in range(2)]
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 0, stderr
+    assert first[0].startswith(b"sepal_length_cm,") and stderr == ""

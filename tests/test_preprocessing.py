@@ -10,6 +10,7 @@ import pandas
 import pytest
 
 import xpann
+from xpann import preprocessing
 from xpann.preprocessing import (
     PreprocessingWarning,
     TabularPreprocessor,
@@ -114,7 +115,7 @@ def test_only_the_most_frequent_categories_are_kept():
 
 def test_text_in_a_numeric_column_names_the_column_and_the_value(frame):
     pre = TabularPreprocessor().fit(frame, ["age"])
-    bad = pandas.DataFrame({"age": ["31", "old"]}, index=pandas.RangeIndex(2, 4, name="line"))
+    bad = pandas.DataFrame({"age": ["31", "old", "older"]}, index=pandas.RangeIndex(2, 5, name="line"))
     with pytest.raises(ValueError, match=r"Column 'age' should hold numbers but holds 'old' \(line 3\)"):
         pre.transform(bad)
 
@@ -141,8 +142,8 @@ def test_the_config_is_plain_json_and_transforms_alike(frame):
 
 def test_a_newer_or_damaged_config_is_a_clear_error(frame):
     config = TabularPreprocessor().fit(frame, ["age"]).to_config()
-    with pytest.raises(ValueError, match="version 2.*Upgrade xpann"):
-        TabularPreprocessor.from_config({**config, "version": 2})
+    with pytest.raises(ValueError, match="version 3.*Upgrade xpann"):
+        TabularPreprocessor.from_config({**config, "version": 3})
     with pytest.raises(ValueError, match="damaged"):
         TabularPreprocessor.from_config({"version": 1})
 
@@ -275,3 +276,167 @@ def test_transform_of_known_data_warns_about_nothing(frame):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         pre.transform(frame)
+
+
+# ----- ID columns ---------------------------------------------------------------------------
+
+
+def lines(n):
+    return pandas.RangeIndex(2, n + 2, name="line")
+
+
+def test_a_whole_number_feature_is_not_an_id():
+    rng = numpy.random.default_rng(0)
+    n = 450
+    frame = pandas.DataFrame({
+        "sqft": rng.permutation(numpy.arange(1000, 1600))[:n],  # 450 distinct whole numbers in 1000-1599
+        "id": numpy.arange(1000, 1000 + n),                     # 1000, 1001, ... in file order
+        "row_id": rng.permutation(n) + 1,                       # a shuffle of 1..n
+        "zip": numpy.arange(n) + 3000,                          # consecutive, but not named like an ID
+        "order_id": numpy.arange(n) * 7,                        # named like one, but neither rule holds...
+        "code": [f"c{i}" for i in range(n)],                    # text, all different
+    }, index=lines(n))
+    frame["order_id"] = rng.permutation(frame["order_id"].to_numpy())  # ...once shuffled
+    found = preprocessing.id_columns(frame)
+    assert set(found) == {"id", "row_id", "code"}
+    assert "whole numbers 1000 to 1449, increasing" in found["id"]
+    assert "each number once" in found["row_id"]
+    pre = TabularPreprocessor().fit(frame)
+    assert pre.feature_columns == ["sqft", "zip", "order_id"]
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("id", True), ("ID", True), ("customer_id", True), ("customerId", True), ("Unnamed: 0", True), ("", True),
+    ("index", True), ("row", True), ("row number", True), ("key", True), ("uuid", True),
+    ("paid", False), ("valid", False), ("grid", False), ("sqft", False), ("zip", False), ("identity", False),
+])
+def test_id_like_names(name, expected):
+    assert preprocessing._id_like_name(name) is expected
+
+
+def test_drop_and_keep_override_the_automatic_choices():
+    n = 20
+    frame = pandas.DataFrame({"id": numpy.arange(n), "x": numpy.linspace(0, 1, n), "z": numpy.arange(n) % 3})
+    kept = TabularPreprocessor().fit(frame, keep=["id"], drop=["z"])
+    assert kept.feature_columns == ["id", "x"] and kept.dropped == {"z": "dropped on request"}
+    found_elsewhere = TabularPreprocessor().fit(frame.iloc[::2], ids={"x": "an ID found on all the rows"})
+    assert "x" in found_elsewhere.dropped and found_elsewhere.feature_columns == ["id", "z"]
+    with pytest.raises(ValueError, match="Cannot drop column 'nope'"):
+        TabularPreprocessor().fit(frame, drop=["nope"])
+    with pytest.raises(ValueError, match="both to drop and to keep"):
+        TabularPreprocessor().fit(frame, drop=["x"], keep=["x"])
+
+
+# ----- numbers and dates written as text ------------------------------------------------------
+
+
+def test_a_few_text_cells_in_a_number_column_are_missing_with_a_warning():
+    values = [str(v) for v in range(1, 40)] + ["unknown"]
+    frame = pandas.DataFrame({"area": values}, index=lines(40), dtype=object)
+    with pytest.warns(PreprocessingWarning, match=r"'area' holds numbers except 'unknown' \(1 cell\(s\), first "
+                                                  r"on line 41\); read as missing"):
+        pre = TabularPreprocessor().fit(frame)
+    assert pre.columns[0]["kind"] == "numeric" and pre.columns[0]["fill"] == 20.0
+    many = pandas.DataFrame({"area": values[:30] + ["unknown", "n/a"] * 5}, index=lines(40), dtype=object)
+    assert TabularPreprocessor().fit(many).columns[0]["kind"] == "categorical"  # 25% text: a text column
+
+
+def test_thousands_separators_and_none_words():
+    frame = pandas.DataFrame({"area": ["1,699.0", "1,099.5", "87", "-2,000", None],
+                              "heating": ["None", "gas", "NA", "null", "gas"]}, dtype=object)
+    pre = TabularPreprocessor().fit(frame)
+    assert pre.columns[0]["kind"] == "numeric" and pre.columns[0]["fill"] == pytest.approx((87 + 1099.5) / 2)
+    assert pre.output_names[1:] == ["heating=NA", "heating=None", "heating=gas", "heating=null"]
+    values, bad = preprocessing._parse_numbers(pandas.Series(["1,234", "12,34", "1,234,567.5"]))
+    numpy.testing.assert_array_equal(bad, [False, True, False])
+    assert values[0] == 1234 and values[2] == 1234567.5
+
+
+def test_dates_become_standardised_days_and_travel_in_the_config():
+    frame = pandas.DataFrame({"built": ["1970-01-11", "1970-01-21", "1970-01-31 12:00", "", "1970-01-21T00:00"],
+                              "x": [1.0, 2.0, 3.0, 4.0, 5.0]}, dtype=object).replace("", None)
+    pre = TabularPreprocessor().fit(frame)
+    spec = pre.columns[0]
+    assert spec["kind"] == "date" and spec["fill"] == 20.0  # the median: 1970-01-21 is day 20
+    config = json.loads(json.dumps(pre.to_config()))
+    assert config["version"] == 2
+    again = TabularPreprocessor.from_config(config)
+    x = again.transform(pandas.DataFrame({"built": ["1970-01-21"], "x": [1.0]}))
+    assert x[0, 0] == pytest.approx((20 - spec["mean"]) / spec["scale"])
+    assert TabularPreprocessor().fit(frame[["x"]]).to_config()["version"] == 1  # readable by older xpann
+    with pytest.raises(ValueError, match=r"'built' should hold dates \(YYYY-MM-DD\) but holds 'soon'"):
+        again.transform(pandas.DataFrame({"built": ["soon", "later", "1970-01-02"], "x": [1.0] * 3}))
+
+
+def test_categories_cut_by_the_limit_are_worded_as_such():
+    frame = pandas.DataFrame({"letter": list("aaabbbccd")})
+    pre = TabularPreprocessor(max_categories=2).fit(frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pre.transform(frame, warn_truncated=False)  # the training rows: reported once by the caller instead
+    with pytest.warns(PreprocessingWarning, match="outside the 2 most frequent kept in training") as caught:
+        pre.transform(frame)
+    assert "not seen in training" not in str(caught[0].message) and caught[0].message.column == "letter"
+
+
+def test_values_too_large_for_float32_name_the_column_and_line():
+    frame = pandas.DataFrame({"area": ["1.5", "2", "1e300"]}, index=lines(3), dtype=object)
+    with pytest.raises(ValueError, match=r"Value 1e300 in column 'area' \(line 4\) is too large for float32"):
+        TabularPreprocessor().fit(frame)
+    pre = TabularPreprocessor().fit(frame.iloc[:2])
+    with pytest.raises(ValueError, match=r"Value 1e300 in column 'area' \(line 4\)"):
+        pre.transform(frame)
+    with pytest.raises(ValueError, match=r"Value 1e300 in column 'price' \(line 4\)"):
+        TargetEncoder("regression", name="price").fit(frame["area"])
+
+
+# ----- targets written as text ----------------------------------------------------------------
+
+
+def test_labels_come_back_exactly_as_written():
+    encoder = TargetEncoder("classification", name="y").fit(pandas.Series(["2.0", "1.0", "10.0", "9.0", "1.0"]))
+    assert encoder.classes == ["1.0", "2.0", "9.0", "10.0"]  # numbers by value, as written
+    numpy.testing.assert_array_equal(encoder.transform(pandas.Series(["1", "10.0"])), [0, 3])
+    again = TargetEncoder.from_config(json.loads(json.dumps(encoder.to_config())))
+    assert list(again.decode(numpy.eye(4))) == ["1.0", "2.0", "9.0", "10.0"]
+    flags = TargetEncoder("classification").fit(pandas.Series(["true", "false", "true"]))
+    assert flags.classes == ["false", "true"]
+
+
+def test_text_targets_choose_their_task():
+    assert infer_task(pandas.Series(["1", "2", "1"], name="y"))[0] == "classification"
+    assert infer_task(pandas.Series(["0.5", "1.25", "3"], name="y"))[0] == "regression"
+    assert infer_task(pandas.Series(["true", "false"], name="y")) == ("classification", "target 'y' is true/false")
+    prices = pandas.Series([str(1000 + 17 * i) for i in range(40)] + ["unknown"], name="price", index=lines(41))
+    with pytest.raises(ValueError, match=r"'price' is numeric except 'unknown' on line 42"):
+        infer_task(prices)
+    with pytest.raises(ValueError, match=r"'price' is numeric except 'unknown' on line 42"):
+        TargetEncoder("regression", name="price").fit(prices)
+
+
+def test_a_regression_of_true_false_names_the_value_plainly():
+    with pytest.raises(ValueError, match=r"'y' holds true/false values \(True, row 0\)") as raised:
+        TargetEncoder("regression", name="y").fit(pandas.Series([True, False]))
+    assert "np." not in str(raised.value)
+
+
+def test_a_classification_target_needs_repeated_labels():
+    numbers = pandas.Series([str(100 + i) for i in range(30)], name="price")
+    with pytest.raises(ValueError, match="30 distinct values in 30 rows.*choose the regression task"):
+        preprocessing.check_classification_target(numbers)
+    money = pandas.Series([f"${100 + i},000" for i in range(30)], name="price", index=lines(30))
+    with pytest.raises(ValueError, match=r"text such as '\$100,000' \(line 2\).*currency sign"):
+        preprocessing.check_classification_target(money)
+    preprocessing.check_classification_target(pandas.Series(["a", "b"] * 15, name="y"))
+
+
+def test_unknown_labels_are_counted_with_their_lines():
+    encoder = TargetEncoder("classification", name="band").fit(pandas.Series(["low", "high"]))
+    truth = pandas.Series(["low", "luxury", "high", "luxury"], index=lines(4))
+    with pytest.raises(ValueError, match=r"'luxury' in 2 of 4 rows \(lines 3, 5\)"):
+        encoder.transform(truth)
+
+
+def test_a_split_of_single_row_classes_names_the_cause():
+    with pytest.raises(ValueError, match="each of the 2 classes has a single row"):
+        split_rows(2, 0.5, seed=0, labels=["x", "y"])
