@@ -67,7 +67,8 @@ def _names(ctx, param, values):
     return list(dict.fromkeys(names))
 
 
-@click.command(epilog=data.MISSING_HELP)
+@click.command(epilog=data.MISSING_HELP + " A column of numbers (or YYYY-MM-DD dates) may hold a few other "
+                     "values, at most 5% of its filled cells: they are read as missing, with a warning.")
 @click.argument("data_file", metavar="[DATA.csv]", required=False)
 @click.option("--target", "-t", metavar="COLUMN", help="The column to predict (default with --dataset: target).")
 @click.option("--dataset", metavar="NAME",
@@ -78,7 +79,9 @@ def _names(ctx, param, values):
 @click.option("--drop", metavar="COL[,COL]", multiple=True, callback=_names,
               help="Columns to leave out of the features.")
 @click.option("--keep", metavar="COL[,COL]", multiple=True, callback=_names,
-              help="Columns to use even if they look like IDs (an ID is dropped by default).")
+              help="Columns to use even if they look like IDs (text with a different value in every row, or "
+                   "whole numbers 1, 2, 3, ... under an ID-like name such as id, *_id, index, row, key), which "
+                   "are dropped by default.")
 @click.option("--hidden", default="64,32", metavar="WIDTHS", show_default=True, callback=_widths,
               help="Widths of the hidden layers, comma-separated ('' for none).")
 @click.option("--activation", default="relu", metavar="NAME", show_default=True,

@@ -440,3 +440,10 @@ def test_unknown_labels_are_counted_with_their_lines():
 def test_a_split_of_single_row_classes_names_the_cause():
     with pytest.raises(ValueError, match="each of the 2 classes has a single row"):
         split_rows(2, 0.5, seed=0, labels=["x", "y"])
+
+
+def test_true_false_categories_match_in_any_case():
+    pre = TabularPreprocessor().fit(pandas.DataFrame({"garage": ["true", "false", "TRUE"]}, dtype=object))
+    assert pre.output_names == ["garage=False", "garage=True"]
+    booleans = pandas.DataFrame({"garage": [True, False]})  # as an older pandas-typed reading had them
+    numpy.testing.assert_array_equal(pre.transform(booleans), [[0, 1], [1, 0]])

@@ -78,9 +78,18 @@ def _text(value):
     return str(_scalar(value))
 
 
+def _category(value):
+    """The text key of a category: as ``_text``, and true/false in any case is "True"/"False"
+    (the spelling of a boolean column, so that files and models agree however they were read)."""
+    if isinstance(value, str):
+        lowered = value.lower()
+        return lowered.capitalize() if lowered in ("true", "false") else value
+    return _text(value)
+
+
 def _as_text(series):
-    """A Series of text keys; missing values stay missing."""
-    return series.map(_text, na_action="ignore")
+    """A Series of category keys; missing values stay missing."""
+    return series.map(_category, na_action="ignore")
 
 
 def _number_in(text):
