@@ -4,24 +4,26 @@ Host data (numpy arrays, lists, data frames) are checked and converted on the ho
 uploaded once; arrays already on the model's backend are checked where they are.
 """
 
-import numpy
+from .backend import host_backend
+
+HOST = host_backend()
 
 
 def _as_array(backend, value, what, expected):
-    """``value`` as a numpy array (host data) or an array of ``backend`` (device data)."""
+    """``value`` as a host array (host data) or an array of ``backend`` (device data)."""
     if value is None:
         raise ValueError(f"{what} is None; give {expected}.")
-    if backend.is_array(value) or isinstance(value, numpy.ndarray):
+    if backend.is_array(value) or HOST.is_array(value):
         return value
     on_device = hasattr(value, "__cuda_array_interface__")  # another device's array: the backend moves it
     try:
-        return backend.asarray(value) if on_device else numpy.asarray(value)
+        return backend.asarray(value) if on_device else HOST.asarray(value)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{what} must be a numeric array or array-like ({error}).") from None
 
 
 def _module(backend, array):
-    return numpy if isinstance(array, numpy.ndarray) else backend.xp
+    return HOST.xp if HOST.is_array(array) else backend.xp
 
 
 def _check_numeric(array, what):
@@ -34,7 +36,7 @@ def _check_numeric(array, what):
 def _finite_as(backend, array, dtype, what):
     """``array`` converted to ``dtype`` (on its own side), checked to hold only finite values."""
     xp = _module(backend, array)
-    with numpy.errstate(over="ignore", invalid="ignore"):
+    with HOST.xp.errstate(over="ignore", invalid="ignore"):
         converted = xp.asarray(array, dtype=dtype)
     if not bool(xp.isfinite(converted).all()):
         if array.dtype.kind == "f" and not bool(xp.isfinite(array).all()):

@@ -53,6 +53,11 @@ def resolve_backend(name=None):
     return _instance(name)
 
 
+def host_backend():
+    """The NumPy backend: where host data live before the one upload to a model's device."""
+    return _instance("numpy")
+
+
 def get_backend():
     """The backend in force (``set_backend``, ``use_backend`` or ``XPANN_BACKEND``)."""
     return resolve_backend(None)
