@@ -1,6 +1,7 @@
 """Activations: values against float64 NumPy formulas, backward against central finite differences,
 stability at |z| = 1000, dtypes, and NumPy/CuPy agreement."""
 
+import math
 import warnings
 
 import numpy
@@ -181,3 +182,10 @@ def test_backends_agree(name):
         return [y, act.backward(backend, backend.asarray(dy), z_dev, y)]
 
     assert_backends_agree(run, "float32")
+
+
+def test_gelu_keeps_its_far_negative_tail(backend):
+    z = backend.asarray([-10.0, -6.0], dtype="float32")
+    y = backend.to_numpy(activations.GELU().forward(backend, z))
+    expected = [-10.0 * 0.5 * math.erfc(10.0 / math.sqrt(2)), -6.0 * 0.5 * math.erfc(6.0 / math.sqrt(2))]
+    numpy.testing.assert_allclose(y, expected, rtol=1e-5)

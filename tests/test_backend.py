@@ -195,8 +195,9 @@ def test_backend_arrays_and_transfers(backend):
     assert isinstance(back, numpy.ndarray)
     numpy.testing.assert_array_equal(back, host)
     backend.synchronize()
-    erf = backend.to_numpy(backend.erf(backend.asarray([-1.0, 0.0, 0.5])))
-    numpy.testing.assert_allclose(erf, [-0.8427007929497149, 0.0, 0.5204998778130465], rtol=1e-14)
+    erfc = backend.to_numpy(backend.erfc(backend.asarray([-1.0, 0.0, 0.5, 10.0])))
+    numpy.testing.assert_allclose(erfc, [1.8427007929497148, 1.0, 0.4795001221869535, 2.088487583762545e-45],
+                                  rtol=1e-14)
     draws = backend.to_numpy(backend.device_generator(3).random((1000,)))
     assert 0.4 < draws.mean() < 0.6
     numpy.testing.assert_array_equal(draws, backend.to_numpy(backend.device_generator(3).random((1000,))))

@@ -150,16 +150,16 @@ class SELU(Activation):
 
 
 class GELU(Activation):
-    """f(z) = z * Phi(z) = z/2 * (1 + erf(z / sqrt 2)) (exact); f' = Phi(z) + z * phi(z)."""
+    """f(z) = z * Phi(z), Phi(z) = erfc(-z / sqrt 2) / 2 (exact, also far below 0); f' = Phi(z) + z * phi(z)."""
 
     name = "gelu"
 
     def forward(self, backend, z):
-        return 0.5 * z * (1 + backend.erf(z * (1 / math.sqrt(2))))
+        return 0.5 * z * backend.erfc(z * (-1 / math.sqrt(2)))
 
     def backward(self, backend, dy, z, y):
         xp = backend.xp
-        cdf = 0.5 * (1 + backend.erf(z * (1 / math.sqrt(2))))
+        cdf = 0.5 * backend.erfc(z * (-1 / math.sqrt(2)))
         pdf = xp.exp(-0.5 * z * z) * (1 / math.sqrt(2 * math.pi))
         return dy * (cdf + z * pdf)
 

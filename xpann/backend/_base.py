@@ -70,8 +70,8 @@ class Backend:
         """A random generator that draws on this backend's device."""
         return self.xp.random.default_rng(seed)
 
-    def erf(self, x):
-        """The error function, elementwise."""
+    def erfc(self, x):
+        """The complementary error function 1 - erf(x), elementwise (exact in the far tails)."""
         raise NotImplementedError
 
     def fused(self, name):

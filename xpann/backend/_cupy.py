@@ -41,7 +41,7 @@ class CupyBackend(Backend):
         from . import _cupy_kernels
 
         self._kernels = _cupy_kernels
-        self._erf = None
+        self._erfc = None
 
     @property
     def device(self):
@@ -81,12 +81,12 @@ class CupyBackend(Backend):
     def synchronize(self):
         self.xp.cuda.Device().synchronize()
 
-    def erf(self, x):
-        if self._erf is None:
-            from cupyx.scipy.special import erf
+    def erfc(self, x):
+        if self._erfc is None:
+            from cupyx.scipy.special import erfc
 
-            self._erf = erf
-        return self._erf(x)
+            self._erfc = erfc
+        return self._erfc(x)
 
     def fused(self, name):
         return self._kernels.KERNELS.get(name)

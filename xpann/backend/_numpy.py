@@ -8,12 +8,12 @@ from ._base import Backend
 from ._threads import BLAS_THREADS
 
 
-def _erf_function():
+def _erfc_function():
     try:
-        from scipy.special import erf
+        from scipy.special import erfc
     except ImportError:
-        return numpy.frompyfunc(math.erf, 1, 1)
-    return erf
+        return numpy.frompyfunc(math.erfc, 1, 1)
+    return erfc
 
 
 class NumpyBackend(Backend):
@@ -26,7 +26,7 @@ class NumpyBackend(Backend):
 
     def __init__(self):
         super().__init__(numpy)
-        self._erf = None
+        self._erfc = None
 
     def asarray(self, value, dtype=None):
         if _is_cupy_array(value):
@@ -51,10 +51,10 @@ class NumpyBackend(Backend):
         # mode makes when ``out`` is given: 2-3x faster, and the indices are valid by contract.
         return x.take(rows, axis=0, out=out, mode="clip")
 
-    def erf(self, x):
-        if self._erf is None:
-            self._erf = _erf_function()
-        return numpy.asarray(self._erf(x), dtype=x.dtype)
+    def erfc(self, x):
+        if self._erfc is None:
+            self._erfc = _erfc_function()
+        return numpy.asarray(self._erfc(x), dtype=x.dtype)
 
 
 def _is_cupy_array(value):
