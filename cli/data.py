@@ -5,12 +5,12 @@ import difflib
 import hashlib
 import os
 import sys
-import tempfile
 import zipfile
 
 import click
 
 import xpann
+from xpann.io import atomic_write
 
 ENCODING = "utf-8-sig"  # UTF-8, with or without the byte-order mark spreadsheets write
 
@@ -206,13 +206,6 @@ def check_output(path, inputs, what, option="--out"):
                          "Give a .csv file name.")
 
 
-def _file_mode():
-    """The permissions a new file gets under the current umask (0o666 less the umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def quiet_stdout():
     """Point standard output at /dev/null, so the interpreter's last flush cannot fail again."""
     try:
@@ -234,15 +227,5 @@ def write_csv(frame, path=None):
         return
     path = os.fspath(path)
     check_writable(path, "predictions")
-    mode = _file_mode()
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".xpann-",
-                                         suffix=".csv.tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            frame.to_csv(stream, index=False, lineterminator="\n")
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    with atomic_write(path, text=True) as stream:
+        frame.to_csv(stream, index=False, lineterminator="\n")

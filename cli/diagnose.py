@@ -13,7 +13,7 @@ from xpann.callbacks import GradientMonitor
 from xpann.diagnostics import records_to_json
 from xpann.errors import TrainingHealthWarning
 
-from . import data, report
+from . import data, options, report
 
 DEFAULT_DATASET = "breast_cancer"
 LEARNS_BELOW = 0.8
@@ -88,17 +88,6 @@ def _setup(ctx, param, values):
     return setups
 
 
-def _checked(build):
-    def callback(ctx, param, value):
-        try:
-            build(value)
-        except ValueError as error:
-            raise click.BadParameter(str(error)) from None
-        return value.strip().lower()
-
-    return callback
-
-
 @click.command()
 @click.argument("data_file", metavar="[DATA.csv]", required=False)
 @click.option("--target", "-t", metavar="COLUMN", help="The column to predict in DATA.csv.")
@@ -107,14 +96,14 @@ def _checked(build):
 @click.option("--depth", type=click.IntRange(min=1), default=10, show_default=True, help="Hidden layers.")
 @click.option("--width", type=click.IntRange(min=1), default=32, show_default=True, help="Units per hidden layer.")
 @click.option("--activation", default="sigmoid", show_default=True,
-              callback=_checked(lambda name: xpann.activations.get(name)), help="Hidden-layer activation.")
+              callback=options.checked_name(xpann.activations.get), help="Hidden-layer activation.")
 @click.option("--init", "init", default="glorot_uniform", show_default=True,
-              callback=_checked(lambda name: xpann.initializers.get(name)),
+              callback=options.checked_name(xpann.initializers.get),
               help="Kernel initialiser of every layer.")
 @click.option("--init-scale", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Multiply the initial weights' spread by this factor (2: twice too large).")
 @click.option("--optimizer", default="sgd", show_default=True,
-              callback=_checked(lambda name: xpann.optimizers.get(name)), help="Optimizer name.")
+              callback=options.checked_name(xpann.optimizers.get), help="Optimizer name.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True,
               help="Learning rate.")
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
@@ -140,7 +129,7 @@ def diagnose(data_file, target, dataset, depth, width, activation, init, init_sc
     if setups and not compare:
         raise click.UsageError("--setup chooses the set-ups of --compare; add --compare.")
     backend = xpann.backend.resolve_backend(backend)
-    pyplot = _plotting(plot) if plot else None
+    pyplot = options.plotting(plot) if plot else None
     if json_path:
         data.check_writable(json_path, "records")
     x, y, encoder, source = _load(data_file, dataset, target)
@@ -400,26 +389,6 @@ def _write_json(path, results, source, depth, width, optimizer, lr, epochs, batc
     text = records_to_json(document)
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(text + "\n")
-
-
-def _plotting(path):
-    """matplotlib's pyplot on the file-only Agg backend; a clear message when it is missing."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise click.ClickException(
-            "--plot needs matplotlib, which is not installed. Install it with: pip install 'xpann[plot]'") from None
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    suffix = os.path.splitext(path)[1].lstrip(".").lower()
-    kinds = pyplot.figure().canvas.get_supported_filetypes()
-    pyplot.close("all")
-    if suffix not in kinds:
-        raise click.BadParameter(f"{path!r}: matplotlib cannot write .{suffix or '(no extension)'} files; "
-                                 f"use one of .{', .'.join(sorted(kinds))}.", param_hint="'--plot'")
-    data.check_writable(path, "plot")
-    return pyplot
 
 
 def _plot(pyplot, results, path, steps_per_epoch):

@@ -12,7 +12,7 @@ import xpann
 from xpann import preprocessing
 from xpann.errors import TrainingHealthWarning
 
-from . import data, report
+from . import data, options, report
 
 DEFAULT_DATASET = "iris"
 DEFAULT_EPOCHS = 20
@@ -38,19 +38,6 @@ def _widths(ctx, param, value):
     if not widths or any(width < 1 for width in widths):
         raise click.BadParameter(f"{value!r} is not a comma-separated list of layer widths >= 1 (e.g. 64,32).")
     return widths
-
-
-def _checked(build):
-    """A Click callback that builds the named object once, so a bad name fails before any work."""
-
-    def callback(ctx, param, value):
-        try:
-            build(value)
-        except ValueError as error:
-            raise click.BadParameter(str(error)) from None
-        return value.strip().lower()
-
-    return callback
 
 
 def _learning_rate(ctx, param, value):
@@ -85,11 +72,11 @@ def _names(ctx, param, values):
 @click.option("--hidden", default="64,32", metavar="WIDTHS", show_default=True, callback=_widths,
               help="Widths of the hidden layers, comma-separated ('' for none).")
 @click.option("--activation", default="relu", metavar="NAME", show_default=True,
-              callback=_checked(lambda name: xpann.activations.get(name)), help="Hidden-layer activation.")
+              callback=options.checked_name(xpann.activations.get), help="Hidden-layer activation.")
 @click.option("--init", "initializer", default="he_normal", metavar="NAME", show_default=True,
-              callback=_checked(lambda name: xpann.initializers.get(name)), help="Hidden-layer kernel initializer.")
+              callback=options.checked_name(xpann.initializers.get), help="Hidden-layer kernel initializer.")
 @click.option("--optimizer", default="adam", metavar="NAME", show_default=True,
-              callback=_checked(lambda name: xpann.optimizers.get(name)), help="Optimizer name.")
+              callback=options.checked_name(xpann.optimizers.get), help="Optimizer name.")
 @click.option("--lr", type=float, default=0.001, show_default=True, callback=_learning_rate,
               help="Learning rate.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
@@ -125,7 +112,7 @@ def train(data_file, target, dataset, task, drop, keep, hidden, activation, init
     data.check_output(out, {"training data": path}, "model")
     pyplot = None
     if plot:
-        pyplot = _plotting(plot)
+        pyplot = options.plotting(plot)
         data.check_output(plot, {"training data": path, "model file (--out)": out}, "plot", option="--plot")
 
     table = data.read_table(path)
@@ -371,26 +358,6 @@ def _final_table(model, encoder, training, validation):
                             header=["metric"] + [name for name, _ in columns]))
     if encoder.task == "regression":
         click.echo(f"(mae and rmse in the units of {encoder.name!r})")
-
-
-def _plotting(path):
-    """matplotlib's pyplot on the file-only Agg backend; a clear message when it is missing."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise click.ClickException(
-            "--plot needs matplotlib, which is not installed. Install it with: pip install 'xpann[plot]'") from None
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    kinds = pyplot.figure().canvas.get_supported_filetypes()
-    pyplot.close("all")
-    suffix = os.path.splitext(path)[1].lstrip(".").lower()
-    if suffix not in kinds:
-        raise click.BadParameter(f"{path!r}: matplotlib cannot write .{suffix or '(no extension)'} files; "
-                                 f"use one of .{', .'.join(sorted(kinds))}.", param_hint="'--plot'")
-    data.check_writable(path, "plot")
-    return pyplot
 
 
 def _plot(pyplot, history, encoder, path):

@@ -5,6 +5,7 @@ The file also keeps the optimizer's state and the model's random-generator state
 model continues training as the saved one would have.
 """
 
+import contextlib
 import json
 import os
 import stat
@@ -62,6 +63,28 @@ def _file_mode(path):
         return 0o666 & ~umask
 
 
+@contextlib.contextmanager
+def atomic_write(path, text=False):
+    """A stream to a temporary file beside ``path`` that replaces ``path`` only once it is whole and
+    on disk; on any error the old file stays and the temporary one is removed."""
+    path = os.fspath(path)
+    mode = _file_mode(path)
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".xpann-",
+                                         suffix=".tmp")
+    try:
+        options = {"encoding": "utf-8", "newline": ""} if text else {}
+        with os.fdopen(handle, "w" if text else "wb", **options) as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
 def save_model(model, path):
     """Write ``model`` to ``path``: a temporary file in the same folder, then an atomic rename."""
     if not model.built:
@@ -92,20 +115,8 @@ def save_model(model, path):
         }
         arrays.update({f"optimizer_{name}": model.backend.to_numpy(value) for name, value in slots.items()})
     arrays["config"] = numpy.array(_json_text(config))
-    folder = os.path.dirname(os.path.abspath(path))
-    mode = _file_mode(path)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".xpann-", suffix=".npz.tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            numpy.savez(stream, **arrays)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    with atomic_write(path) as stream:
+        numpy.savez(stream, **arrays)
 
 
 def read_model_file(path):
