@@ -27,8 +27,21 @@ import warnings
 import numpy
 from threadpoolctl import threadpool_info, threadpool_limits
 
+# Loaded first, so that every thread limit below applies to their BLAS and OpenMP pools too (a
+# library loaded inside a threadpool_limits() block keeps its default thread count).
+for _module in ("torch", "sklearn.neural_network"):
+    try:
+        __import__(_module)
+    except ImportError:
+        pass
+
 import xpann
 from xpann import benchmarking
+
+try:
+    from xpann.backend._threads import PARALLEL_MIN_WORK
+except ImportError:  # an xpann without a thread policy
+    PARALLEL_MIN_WORK = 0
 
 CONFIGS = {
     "tabular-small": {"features": 64, "hidden": (128, 128), "classes": 10, "batch": 64, "samples": 16384},
@@ -69,14 +82,21 @@ class Xpann:
         with _environment("XPANN_BLAS_THREADS", str(self.forced_threads) if self.forced_threads else None):
             self.model.fit(self.x, self.y, epochs=epochs, batch_size=self.batch, shuffle=True, verbose=0)
 
-    def threads_used(self):
-        """The BLAS thread count xpann's policy picks for this model and batch size."""
+    def threads_policy(self):
+        """The BLAS thread count xpann's policy picks for this model and batch size on an idle
+        machine (the count in force when the process allows no more)."""
         products = self.model._matmul_products(self.batch) if hasattr(self.model, "_matmul_products") else None
-        if products is None or not hasattr(self.model.backend, "matmul_threads"):
-            return max((pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"), default=None)
-        with _environment("XPANN_BLAS_THREADS", str(self.forced_threads) if self.forced_threads else None):
-            with self.model.backend.matmul_threads(products) as plan:
-                return None if plan is None else plan.threads
+        allowed = min((pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"), default=None)
+        if products is None or allowed is None:
+            return allowed
+        if self.forced_threads:
+            return self.forced_threads
+        return allowed if max(m * n * k for m, n, k in products) >= PARALLEL_MIN_WORK else 1
+
+    def threads_steps(self):
+        """Steps run at each BLAS thread count in the last fit (xpann versions that record it)."""
+        plan = getattr(self.model, "_thread_plan", None)
+        return dict(plan.steps) if plan is not None else {}
 
     def loss(self):
         return self.model.evaluate(self.x, self.y)["loss"]
@@ -238,7 +258,7 @@ def measure(config_name, optimizer, threads, repeats, epochs, libraries, rates):
     with threadpool_limits(limits=threads, user_api="blas"):
         runners = [Xpann(config, optimizer, x, y)]
         weights = runners[0].initial_weights()
-        chosen = runners[0].threads_used()
+        chosen = runners[0].threads_policy()
         if chosen is not None and chosen != threads:
             runners.append(Xpann(config, optimizer, x, y, forced_threads=threads))
         if "torch" in libraries:
@@ -249,13 +269,19 @@ def measure(config_name, optimizer, threads, repeats, epochs, libraries, rates):
             runner.run(1)
             time.sleep(PAUSE)
         times = {runner.name: [] for runner in runners}
+        thread_steps = {}
+        load = [os.getloadavg()[0]]
         for repeat in range(repeats):
             turn = repeat % len(runners)
             for runner in runners[turn:] + runners[:turn]:
                 start = time.perf_counter()
                 runner.run(epochs)
                 times[runner.name].append(time.perf_counter() - start)
+                if runner is runners[0]:
+                    for count, steps_run in runner.threads_steps().items():
+                        thread_steps[str(count)] = thread_steps.get(str(count), 0) + steps_run
                 time.sleep(PAUSE)
+        load.append(os.getloadavg()[0])
         alone = products_seconds(products)
         losses = {runner.name: runner.loss() for runner in runners}
     gemm_seconds = flops / rates[threads]
@@ -264,7 +290,8 @@ def measure(config_name, optimizer, threads, repeats, epochs, libraries, rates):
                                   for key, value in config.items()},
         "optimizer": optimizer, "threads": threads, "epochs_per_repeat": epochs, "steps_per_epoch": steps,
         "step_flops": flops, "gemm_rate_flops": rates[threads], "step_gemm_seconds_at_rate": gemm_seconds,
-        "step_products_seconds": alone, "xpann_blas_threads": chosen, "libraries": {},
+        "step_products_seconds": alone, "xpann_blas_threads": chosen, "xpann_blas_threads_steps": thread_steps,
+        "load_average_before_after": load, "libraries": {},
     }
     for runner in runners:
         seconds = statistics.median(times[runner.name])
@@ -316,6 +343,18 @@ def environment():
     return info
 
 
+def threads_text(result):
+    """The thread counts xpann's timed steps ran on: "1", or "2 (90%), 1 (10%)" when it varied."""
+    steps = result.get("xpann_blas_threads_steps") or {}
+    total = sum(steps.values())
+    if not total:
+        return str(result["xpann_blas_threads"])
+    if len(steps) == 1:
+        return next(iter(steps))
+    return ", ".join(f"{count} ({share / total:.0%})" for count, share in
+                     sorted(steps.items(), key=lambda item: -item[1]))
+
+
 def numpy_blas_line(info):
     numpy_info = info["backends"].get("numpy", {})
     pools = numpy_info.get("blas") or []
@@ -340,8 +379,8 @@ def markdown(results, info, rates, title):
         "",
         "| config | optimizer | threads | xpann samples/s | torch samples/s | sklearn samples/s "
         "| xpann / torch | xpann / sklearn | xpann step | step / GEMM at rate (xpann, torch, sklearn) "
-        "| xpann BLAS threads |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| xpann BLAS threads (share of steps) | load avg before / after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
         libraries = result["libraries"]
@@ -359,7 +398,8 @@ def markdown(results, info, rates, title):
         lines.append(
             f"| {result['config']} | {result['optimizer']} | {result['threads']} | {rate('xpann')} | {rate('torch')} "
             f"| {rate('sklearn')} | {ratio('torch')} | {ratio('sklearn')} | {step:,.0f} us "
-            f"| {over('xpann')}, {over('torch')}, {over('sklearn')} | {result['xpann_blas_threads']} |")
+            f"| {over('xpann')}, {over('torch')}, {over('sklearn')} | {threads_text(result)} "
+            f"| {result['load_average_before_after'][0]:.1f} / {result['load_average_before_after'][1]:.1f} |")
     forced = [(result, name) for result in results for name in result["libraries"] if name.startswith("xpann-")]
     if forced:
         lines += ["", "xpann with its thread choice overridden (XPANN_BLAS_THREADS = the budget):", "",
@@ -415,7 +455,7 @@ def main(argv=None):
                 parts = [f"{name} {entry['samples_per_second']:,.0f}/s ({entry['step_seconds'] * 1e6:,.0f} us, "
                          f"{entry['step_over_gemm_at_rate']:.2f}x GEMM)" for name, entry in result["libraries"].items()]
                 speedups = ", ".join(f"{value:.2f}x {name}" for name, value in result["xpann_speedup"].items())
-                print(f"{config_name} {optimizer} {threads}t [xpann BLAS threads {result['xpann_blas_threads']}]: "
+                print(f"{config_name} {optimizer} {threads}t [xpann BLAS threads {threads_text(result)}]: "
                       + "; ".join(parts) + f" | xpann = {speedups}", flush=True)
     rates = {threads: rate for threads, rate in rates.items()}
     text = markdown(results, info, rates, args.title)

@@ -48,6 +48,16 @@ def _duration(seconds):
     return f"{seconds * 1e6:.1f} us"
 
 
+def _threads(row):
+    """The BLAS thread count most timed steps ran on, with the share when it varied."""
+    if not row or row["blas_threads"] is None:
+        return "-"
+    steps = row.get("blas_threads_steps") or {}
+    total = sum(steps.values())
+    share = steps.get(str(row["blas_threads"]), total) / total if total else 1.0
+    return str(row["blas_threads"]) if share >= 0.995 else f"{row['blas_threads']} ({share:.0%})"
+
+
 @click.command()
 @click.option("--backends", default=None, metavar="NAMES",
               help="Comma-separated backends to measure: numpy,cupy (default: all; unavailable ones are listed).")
@@ -128,7 +138,7 @@ def bench(backends, batch_sizes, hidden, features, classes, optimizer, dtype, st
             row = by_batch.get(name, {}).get(batch)
             line += [f"{row['samples_per_second']:,.0f}", _duration(row["step_seconds"])] if row else ["-", "-"]
             if name == "numpy":
-                line.append(str(row["blas_threads"]) if row and row["blas_threads"] is not None else "-")
+                line.append(_threads(row))
         line.append(f"{speedup[batch]:.2f}x" if batch in speedup else "-")
         table.append(line)
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]

@@ -149,7 +149,7 @@ def test_the_thread_plan_never_exceeds_what_the_process_allows_and_restores_it(m
     monkeypatch.delenv(_threads.ENVIRONMENT_VARIABLE, raising=False)
     libraries = blas_libraries()
     before = [lib.num_threads for lib in libraries]
-    allowed = max(before)
+    allowed = min(before)
     small = [(64, 128, 128)]
     large = [(256, 512, 784)]
     with _threads.BLAS_THREADS.plan(small) as plan:

@@ -188,8 +188,9 @@ def time_training(model, x, y, batch_size, steps, repeats=5, warmup_steps=5, epo
     first keeps one-time costs (CUDA context, kernel compilation, first allocations, BLAS thread
     start-up) out of the figures, and the device is synchronised around each timed fit.
     Returns a dict: every repeat's seconds, the median step seconds and samples/s, the BLAS
-    threads the CPU backend would choose now (None on a GPU; with large products the choice
-    follows the cores other processes leave free) and the FLOP of one step's matrix products.
+    thread count most timed steps ran on and the steps per count (the CPU backend's choice, which
+    for large products follows the cores other processes leave free; None on a GPU) and the
+    FLOP of one step's matrix products.
     """
     backend = model.backend
     samples = steps * batch_size
@@ -198,11 +199,15 @@ def time_training(model, x, y, batch_size, steps, repeats=5, warmup_steps=5, epo
     if warmup_steps:
         warm = min(samples, warmup_steps * batch_size)
         model.fit(x_device[:warm], y_device[:warm], epochs=1, batch_size=batch_size, verbose=0)
-    times = [timed(backend, model.fit, x_device, y_device, epochs=epochs, batch_size=batch_size, verbose=0)[0]
-             for _ in range(repeats)]
+    times, used = [], {}
+    for _ in range(repeats):
+        times.append(timed(backend, model.fit, x_device, y_device, epochs=epochs, batch_size=batch_size,
+                           verbose=0)[0])
+        plan = getattr(model, "_thread_plan", None)
+        for count, steps_run in (plan.steps if plan is not None else {}).items():
+            used[count] = used.get(count, 0) + steps_run
     products = model._matmul_products(batch_size)
-    with backend.matmul_threads(products) as plan:
-        threads = None if plan is None else plan.threads
+    threads = max(used, key=used.get) if used else None
     seconds = median(times)
     return {
         "batch_size": batch_size,
@@ -212,6 +217,7 @@ def time_training(model, x, y, batch_size, steps, repeats=5, warmup_steps=5, epo
         "step_seconds": seconds / (steps * epochs),
         "samples_per_second": samples * epochs / seconds,
         "blas_threads": threads,
+        "blas_threads_steps": {str(count): steps_run for count, steps_run in sorted(used.items())},
         "step_flops": product_flops(products),
     }
 

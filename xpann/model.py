@@ -294,6 +294,7 @@ class Sequential:
         self.stop_training = False
         callback_list.on_train_begin()
         with self._backend.matmul_threads(self._matmul_products(batch_size)) as threads:
+            self._thread_plan = threads  # what the last fit ran on, for benchmarks
             self._fit_epochs(x, y, epochs, batch_size, shuffle, validation, callback_list, gradient_hook, threads)
         callback_list.on_train_end()
         return self.history

@@ -55,9 +55,9 @@ class BlasThreads:
         return self._libraries
 
     def current(self):
-        """The thread count now in force (the largest over the BLAS libraries), or None if unknown."""
+        """The thread count now in force (the smallest over the BLAS libraries), or None if unknown."""
         counts = [lib.num_threads for lib in self.libraries()]
-        return max(counts) if counts else None
+        return min(counts) if counts else None
 
     def plan(self, products):
         """A ThreadPlan (a context manager) for a loop of matrix products of the (m, n, k) sizes
@@ -69,12 +69,15 @@ class ThreadPlan:
     """The BLAS thread count for one training loop; ``with plan:`` sets it and restores the
     previous counts on exit. ``threads`` is the count in force (None when the BLAS cannot be
     controlled). Call ``refresh()`` between steps: for large products it follows how many cores
-    other processes left free (re-sampled at most every ``CHECK_INTERVAL`` seconds)."""
+    other processes left free (re-sampled at most every ``CHECK_INTERVAL`` seconds); ``steps``
+    counts the steps run at each thread count."""
 
     def __init__(self, controller, products):
         self._libraries = controller.libraries()
         self._previous = [lib.num_threads for lib in self._libraries]
-        allowed = max(self._previous) if self._previous else None
+        # The smallest count: a library loaded after a threadpool_limits() block began keeps its
+        # default, and the limit the user set on the others must still hold.
+        allowed = min(self._previous) if self._previous else None
         forced = _forced_threads()
         largest = max((m * n * k for m, n, k in products), default=0)
         self.allowed = allowed
@@ -86,6 +89,7 @@ class ThreadPlan:
         else:
             self.threads = allowed if largest >= PARALLEL_MIN_WORK else 1
         self._next_check = 0.0
+        self.steps = {}
 
     def __enter__(self):
         if self._adaptive:
@@ -100,7 +104,9 @@ class ThreadPlan:
         return False
 
     def refresh(self):
-        """Re-sample the cores other processes keep busy (if the interval has passed) and follow."""
+        """Count a step; re-sample the cores other processes keep busy (if the interval has
+        passed) and follow."""
+        self.steps[self.threads] = self.steps.get(self.threads, 0) + 1
         if not self._adaptive:
             return
         now = time.perf_counter()
