@@ -51,6 +51,9 @@ OPTIMIZERS = {
     "sgd": {"learning_rate": 0.01},
     "adam": {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8},
 }
+LABEL_NOISE = 0.1
+"""Share of labels redrawn at random, so that the training loss stays well above zero and the
+final losses of the three libraries can be compared."""
 PAUSE = 0.05
 """Seconds of idle between two timed runs, so that one library's spinning worker threads (OpenBLAS,
 OpenMP) have gone to sleep before the next library starts."""
@@ -183,7 +186,7 @@ class Sklearn:
     def loss(self):
         probabilities = self.model.predict_proba(self.x).astype(numpy.float64)
         picked = probabilities[numpy.arange(len(self.y)), self.y]
-        return float(-numpy.log(numpy.clip(picked, 1e-7, 1.0)).mean())
+        return float(-numpy.log(numpy.clip(picked, 1e-7, 1.0)).mean()) + 0.0  # no -0.0
 
 
 @contextlib.contextmanager
@@ -251,7 +254,8 @@ def products_seconds(products, repeats=7):
 
 def measure(config_name, optimizer, threads, repeats, epochs, libraries, rates):
     config = CONFIGS[config_name]
-    x, y = benchmarking.classification_data(config["features"], config["classes"], config["samples"], seed=0)
+    x, y = benchmarking.classification_data(config["features"], config["classes"], config["samples"], seed=0,
+                                            noise=LABEL_NOISE)
     steps = -(-config["samples"] // config["batch"])
     products = step_products(config)
     flops = 2.0 * sum(m * n * k for m, n, k, _ in products)

@@ -172,12 +172,13 @@ def build_mlp(features, hidden, classes, optimizer="sgd", dtype="float32", backe
     return model
 
 
-def classification_data(features, classes, samples, seed=0, dtype="float32"):
-    """Host arrays (x, y) from ``xpann.datasets.make_classification``: Gaussian class clusters."""
+def classification_data(features, classes, samples, seed=0, dtype="float32", noise=0.0):
+    """Host arrays (x, y) from ``xpann.datasets.make_classification``: Gaussian class clusters,
+    a fraction ``noise`` of the labels redrawn at random."""
     from .datasets import make_classification
 
     return make_classification(n_samples=samples, n_features=features, n_classes=classes, seed=seed,
-                               dtype=dtype)
+                               dtype=dtype, noise=noise)
 
 
 def time_training(model, x, y, batch_size, steps, repeats=5, warmup_steps=5, epochs=1):

@@ -1,6 +1,7 @@
 """The NumPy backend: always available, runs on the CPU."""
 
 import math
+import os
 
 import numpy
 
@@ -62,11 +63,14 @@ def _is_cupy_array(value):
 
 
 def blas_info():
-    """The BLAS libraries NumPy runs on, with their thread counts."""
+    """The BLAS libraries NumPy runs on, with their thread counts and kernels (threadpoolctl's
+    view; where other packages loaded BLAS libraries of their own, only NumPy's are listed)."""
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
         return []
+    pools = [pool for pool in threadpool_info() if pool.get("user_api") == "blas"]
+    own = [pool for pool in pools if _belongs_to_numpy(pool)]
     return [
         {
             "library": pool.get("internal_api"),
@@ -74,6 +78,18 @@ def blas_info():
             "threads": pool.get("num_threads"),
             "architecture": pool.get("architecture"),
         }
-        for pool in threadpool_info()
-        if pool.get("user_api") == "blas"
+        for pool in own or pools
     ]
+
+
+def _belongs_to_numpy(pool):
+    """True for the BLAS shipped in NumPy's wheel (numpy.libs) or the one NumPy was built with."""
+    path = os.path.realpath(pool.get("filepath") or "")
+    package = os.path.dirname(os.path.realpath(numpy.__file__))
+    if path.startswith(package + os.sep) or path.startswith(package + ".libs" + os.sep):
+        return True
+    try:
+        built = numpy.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    except Exception:  # older NumPy without the dict form
+        return False
+    return bool(built.get("version")) and built.get("version") == pool.get("version")
