@@ -407,18 +407,20 @@ def markdown(results, info, rates, title):
     forced = [(result, name) for result in results for name in result["libraries"] if name.startswith("xpann-")]
     if forced:
         lines += ["", "xpann with its thread choice overridden (XPANN_BLAS_THREADS = the budget):", "",
-                  "| config | optimizer | budget | policy samples/s (threads) | forced samples/s |", "|---|---|---|---|---|"]
+                  "| config | optimizer | budget | policy samples/s (threads) | forced samples/s |",
+                  "|---|---|---|---|---|"]
         for result, name in forced:
+            policy = result["libraries"]["xpann"]["samples_per_second"]
             lines.append(f"| {result['config']} | {result['optimizer']} | {result['threads']} "
-                         f"| {result['libraries']['xpann']['samples_per_second']:,.0f} ({result['xpann_blas_threads']}) "
+                         f"| {policy:,.0f} ({result['xpann_blas_threads']}) "
                          f"| {result['libraries'][name]['samples_per_second']:,.0f} |")
-    lines += ["", "Final training loss after the same number of epochs (a check that all three trained alike):", "",
-              "| config | optimizer | threads | " + " | ".join(("xpann", "torch", "sklearn")) + " |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "Final training loss after the same number of epochs (a check that all three trained alike):",
+              "", "| config | optimizer | threads | xpann | torch | sklearn |", "|---|---|---|---|---|---|"]
     for result in results:
         losses = [f"{result['libraries'][name]['final_training_loss']:.4f}" if name in result["libraries"] else "-"
                   for name in ("xpann", "torch", "sklearn")]
-        lines.append(f"| {result['config']} | {result['optimizer']} | {result['threads']} | " + " | ".join(losses) + " |")
+        lines.append(f"| {result['config']} | {result['optimizer']} | {result['threads']} | "
+                     + " | ".join(losses) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -106,7 +106,7 @@ def main(argv=None):
     total = medians["step"]
     print(f"{args.config}, {args.optimizer}, {args.threads} thread budget (BLAS ran on {used}): "
           f"{total * 1e6:.1f} us per step")
-    print(f"| phase | us | share | its matrix products alone, us |")
+    print("| phase | us | share | its matrix products alone, us |")
     print("|---|---|---|---|")
     for name, seconds in medians.items():
         if name == "step":
