@@ -229,3 +229,31 @@ def test_biases_folded_into_the_products_train_like_separate_biases(hidden_activ
     for got, want in zip(folded.get_weights(), separate.get_weights()):
         numpy.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-11)
     numpy.testing.assert_allclose(folded.predict(x), separate.predict(x), rtol=1e-9, atol=1e-11)
+
+
+class _FakeLibrary:
+    def __init__(self, threads):
+        self.num_threads = threads
+
+    def set_num_threads(self, threads):
+        self.num_threads = threads
+
+
+class _FakeController:
+    def __init__(self, threads):
+        self._libraries = [_FakeLibrary(threads)]
+
+    def libraries(self):
+        return self._libraries
+
+
+@pytest.mark.parametrize("policy, expected", [("auto", 2), ("adaptive", 1)])
+def test_only_the_adaptive_policy_follows_the_load_of_other_processes(monkeypatch, policy, expected):
+    monkeypatch.setenv(_threads.ENVIRONMENT_VARIABLE, policy)
+    monkeypatch.setattr(_threads.CPU_LOAD, "free_cores", lambda: 1)  # another process holds a core
+    controller = _FakeController(2)
+    with _threads.ThreadPlan(controller, [(4096, 4096, 4096)]) as plan:
+        plan.refresh()
+        assert plan.threads == expected
+        assert controller.libraries()[0].num_threads == expected
+    assert controller.libraries()[0].num_threads == 2

@@ -5,13 +5,15 @@ for every product and waits on the element-wise work between them. Large product
 rows times a few hundred columns and up) gain up to twice from two threads on two cores, but only
 while the cores are free: OpenBLAS splits a product evenly over its threads, so when another
 process holds a core the whole product waits for the thread that cannot run, and a step takes 4
-to 40 times longer. So a training loop runs on one thread below ``PARALLEL_MIN_WORK``; above it,
-on as many threads as there are cores that other processes left free (their CPU time over the
-last ``CHECK_INTERVAL`` seconds or more, from /proc/stat on Linux), and never on more than the
-process already allows (``OPENBLAS_NUM_THREADS``, ``threadpoolctl.threadpool_limits`` and the
-like win).
+to 40 times longer. So a training loop runs on one thread below ``PARALLEL_MIN_WORK`` and above
+it on all the threads the process allows (``OPENBLAS_NUM_THREADS``,
+``threadpoolctl.threadpool_limits`` and the like win).
 
-``XPANN_BLAS_THREADS`` overrides the choice: "auto" (the default), or a whole number of threads.
+``XPANN_BLAS_THREADS`` sets the policy: "auto" (the default: by product size alone, so a seed gives
+the same weights run after run), "adaptive" (above ``PARALLEL_MIN_WORK``, only as many threads as
+there are cores other processes left free over the last ``CHECK_INTERVAL`` seconds, from
+/proc/stat on Linux: faster on a busy machine, but OpenBLAS rounds differently on 1 and 2 threads,
+so results then depend on the load), or a whole number of threads.
 """
 
 import os
@@ -78,10 +80,11 @@ class ThreadPlan:
         # The smallest count: a library loaded after a threadpool_limits() block began keeps its
         # default, and the limit the user set on the others must still hold.
         allowed = min(self._previous) if self._previous else None
-        forced = _forced_threads()
+        policy, forced = _policy()
         largest = max((m * n * k for m, n, k in products), default=0)
         self.allowed = allowed
-        self._adaptive = forced is None and allowed is not None and allowed > 1 and largest >= PARALLEL_MIN_WORK
+        self._adaptive = (policy == "adaptive" and allowed is not None and allowed > 1
+                          and largest >= PARALLEL_MIN_WORK)
         if allowed is None:
             self.threads = None
         elif forced is not None:
@@ -181,17 +184,19 @@ class CpuLoad:
 CPU_LOAD = CpuLoad()
 
 
-def _forced_threads():
+def _policy():
+    """("auto" | "adaptive" | "fixed", the fixed thread count or None) from XPANN_BLAS_THREADS."""
     value = os.environ.get(ENVIRONMENT_VARIABLE, "auto").strip().lower()
-    if value in ("", "auto"):
-        return None
+    if value in ("", "auto", "adaptive"):
+        return value or "auto", None
     try:
         threads = int(value)
     except ValueError:
         threads = 0
     if threads < 1:
-        raise ValueError(f"{ENVIRONMENT_VARIABLE}={value!r} must be 'auto' or a whole number of threads >= 1.")
-    return threads
+        raise ValueError(
+            f"{ENVIRONMENT_VARIABLE}={value!r} must be 'auto', 'adaptive' or a whole number of threads >= 1.")
+    return "fixed", threads
 
 
 BLAS_THREADS = BlasThreads()
