@@ -361,3 +361,26 @@ def test_numpy_seeds_and_dtypes_are_accepted():
     assert model.dtype == "float64"
     numpy.testing.assert_array_equal(model.get_weights()[0],
                                       xpann.Sequential([Dense(1)], input_dim=2, seed=3, dtype="float64").get_weights()[0])
+
+
+def test_a_layer_object_serves_one_model_in_one_place():
+    hidden = [Dense(3, activation="relu"), Dense(1)]
+    first = xpann.Sequential(hidden, input_dim=2, seed=1)
+    with pytest.raises(ValueError, match="another model"):
+        xpann.Sequential(hidden, input_dim=2, seed=2)
+    twice = Dense(3)
+    with pytest.raises(ValueError, match="twice"):
+        xpann.Sequential([twice, twice])
+    x = numpy.ones((4, 2))
+    numpy.testing.assert_array_equal(first.predict(x), first.predict(x))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: xpann.Sequential(Dense(3)), "list of xpann layers"),
+    (lambda: regressor().compile("sgd", "mse", metrics=5), "list of metric names"),
+    (lambda: regressor().fit(numpy.ones((4, 4)), numpy.ones(4),
+                             callbacks=xpann.callbacks.EarlyStopping()), "list of xpann.callbacks"),
+])
+def test_containers_that_are_not_lists_are_value_errors(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

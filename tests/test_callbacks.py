@@ -348,3 +348,21 @@ def test_terminate_on_nan_given_explicitly_is_not_doubled():
 def test_the_health_warning_is_a_user_warning():
     assert issubclass(TrainingHealthWarning, UserWarning)
     assert xpann.errors.TrainingHealthWarning is TrainingHealthWarning
+
+
+def test_a_batch_callback_can_stop_training_mid_epoch():
+    class StopAtThirdBatch(xpann.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            self.batches = batch + 1
+            if batch == 2:
+                self.model.stop_training = True
+
+    rng = numpy.random.default_rng(0)
+    x = rng.normal(size=(100, 3))
+    y = x.sum(axis=1)
+    model = xpann.Sequential([Dense(4), Dense(1)], seed=0)
+    model.compile("sgd", "mse")
+    stopper = StopAtThirdBatch()
+    history = model.fit(x, y, epochs=3, batch_size=10, callbacks=[stopper], verbose=0)
+    assert stopper.batches == 3
+    assert len(history.history["loss"]) == 1 and math.isfinite(history.history["loss"][0])

@@ -372,6 +372,7 @@ def gradient_check(model, x, y, epsilon=1e-5, max_entries=32, seed=0, atol=1e-6)
         raise ValueError(f"max_entries must be a whole number >= 1, got {max_entries!r}.")
     layers = [copy.copy(layer) for layer in model.layers]
     for layer in layers:
+        layer.model = None  # the copy belongs to the float64 model below
         if isinstance(layer, layers_module.Dropout):
             layer.rate = 0.0
     check = Sequential(layers, input_dim=model.input_dim, seed=0, backend=model.backend.name, dtype="float64",

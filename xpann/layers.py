@@ -6,12 +6,14 @@ from ._checks import fraction, positive_int
 
 
 class Layer:
-    """Base class. A layer is built for an input width, then attached to a backend."""
+    """Base class. A layer belongs to one model (``model``), is built for an input width, then
+    attached to that model's backend and weights."""
 
     def __init__(self, name=None):
         if name is not None and not isinstance(name, str):
             raise ValueError(f"name must be a string, got {name!r}.")
         self.name = name
+        self.model = None
         self.input_dim = None
         self.output_dim = None
         self.backend = None
@@ -83,7 +85,10 @@ class Layer:
         return {"name": self.name} if self.name else {}
 
     def __repr__(self):
-        args = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
+        def short(value):  # a nested activation or initializer by its class name
+            return value["class_name"] if isinstance(value, dict) and "class_name" in value else repr(value)
+
+        args = ", ".join(f"{key}={short(value)}" for key, value in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
 

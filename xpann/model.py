@@ -40,6 +40,8 @@ class Sequential:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
             raise ValueError(f"seed must be a whole number >= 0 or None, got {seed!r}.")
         seed = None if seed is None else int(seed)
+        if layers is not None and not isinstance(layers, (list, tuple)):
+            raise ValueError(f"layers must be a list of xpann layers, got {layers!r}.")
         self._parameters = None
         self.layers = []
         for layer in layers or []:
@@ -67,6 +69,11 @@ class Sequential:
             raise ValueError(f"Sequential takes xpann layers, got {layer!r}.")
         if self.built:
             raise ValueError("Layers cannot be added after the model is built.")
+        if layer.model is not None:
+            where = "twice in this model" if layer.model is self else "in another model"
+            raise ValueError(f"{layer!r} is already used {where}; a layer holds one model's weights, "
+                             "so create a new layer object for each place.")
+        layer.model = self
         self.layers.append(layer)
 
     @property
@@ -152,6 +159,8 @@ class Sequential:
         loss = losses.get(loss)
         if isinstance(metrics, str):
             metrics = [metrics]
+        if metrics is not None and not isinstance(metrics, (list, tuple)):
+            raise ValueError(f"metrics must be a list of metric names, got {metrics!r}.")
         metric_names = list(metrics or [])
         metric_objects = [metrics_module.get(name, loss) for name in metric_names]
         # Assigned only once everything is valid: a compile that raises leaves the model as it was.
@@ -280,6 +289,8 @@ class Sequential:
         steps = math.ceil(n / batch_size)
 
         self.history = callbacks_module.History()
+        if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+            raise ValueError(f"callbacks must be a list of xpann.callbacks.Callback objects, got {callbacks!r}.")
         given = list(callbacks or [])
         extra = [] if any(isinstance(c, callbacks_module.TerminateOnNaN) for c in given) else [
             callbacks_module.TerminateOnNaN()]
@@ -335,7 +346,9 @@ class Sequential:
                     metric.update(backend, yb, output)
                 if batch_end is not None:
                     batch_end(step)
-            logs = {"loss": float(loss_sum) / n}
+                    if self.stop_training:  # a batch callback ended training mid-epoch
+                        break
+            logs = {"loss": float(loss_sum) / stop}
             logs.update({metric.name: metric.result() for metric in self.metrics})
             if validation is not None:
                 logs.update({f"val_{k}": v for k, v in self._evaluate_arrays(*validation).items()})
