@@ -21,8 +21,7 @@ from .backend import (
     set_backend,
     use_backend,
 )
-from .io import load_model
-from .model import Sequential
+from .model import Sequential, load_model
 
 __all__ = [
     "BackendUnavailableError",

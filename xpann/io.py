@@ -1,8 +1,7 @@
-"""Saving and loading models: one .npz with the weights and a JSON config, written atomically.
+"""The model file format: one .npz holding plain numeric arrays and a JSON config, written atomically.
 
-No pickle is written or read: arrays are plain numeric arrays and the config is JSON text.
-The file also keeps the optimizer's state and the model's random-generator state, so a loaded
-model continues training as the saved one would have.
+No pickle is written or read. What goes into the config and arrays is the model's business
+(``Sequential.save`` and ``load_model``); this module knows only the file.
 """
 
 import contextlib
@@ -14,7 +13,6 @@ import zipfile
 
 import numpy
 
-from . import layers, losses, optimizers
 from ._version import __version__
 
 FORMAT = "xpann.model"
@@ -31,26 +29,18 @@ def _json_text(config):
         ) from None
 
 
-def _host_generator_state(generator):
+def generator_state(generator):
     """The JSON-ready state of a host numpy Generator, or None for any other generator."""
     if isinstance(generator, numpy.random.Generator):
         return generator.bit_generator.state
     return None
 
 
-def _set_generator_state(generator, state):
+def set_generator_state(generator, state):
+    """Put back a state from generator_state (ignored for another kind of generator)."""
     if isinstance(generator, numpy.random.Generator) and isinstance(state, dict):
         if state.get("bit_generator") == type(generator.bit_generator).__name__:
             generator.bit_generator.state = state
-
-
-def _dropout_generator(model):
-    """The device generator the model's dropout layers draw from, if any."""
-    for layer in model.layers:
-        generator = getattr(layer, "_generator", None)
-        if generator is not None:
-            return generator
-    return None
 
 
 def _file_mode(path):
@@ -85,36 +75,14 @@ def atomic_write(path, text=False):
         raise
 
 
-def save_model(model, path):
-    """Write ``model`` to ``path``: a temporary file in the same folder, then an atomic rename."""
-    if not model.built:
-        raise ValueError("The model has no weights yet; build or fit it before saving.")
+def write_model_file(path, config, arrays):
+    """Write ``config`` (JSON values) and ``arrays`` (name -> numeric array) to ``path`` atomically,
+    stamped with the format, its version and the xpann version."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise ValueError(f"{path} is a folder; give a file name such as model.npz.")
-    config = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "xpann_version": __version__,
-        "model": model.get_config(),
-        "metadata": model.metadata,
-        "random_state": {
-            "host": _host_generator_state(getattr(model, "_rng", None)),
-            "dropout": _host_generator_state(_dropout_generator(model)),
-        },
-        "compile": None,
-    }
-    arrays = {f"weight_{i}": w for i, w in enumerate(model.get_weights())}
-    if model.loss is not None:
-        scalars, slots = model.optimizer.get_state() if model.optimizer.built else ({}, {})
-        config["compile"] = {
-            "loss": losses.serialize(model.loss),
-            "optimizer": optimizers.serialize(model.optimizer),
-            "optimizer_state": scalars,
-            "metrics": list(model.metric_names),
-        }
-        arrays.update({f"optimizer_{name}": model.backend.to_numpy(value) for name, value in slots.items()})
-    arrays["config"] = numpy.array(_json_text(config))
+    stamped = {"format": FORMAT, "format_version": FORMAT_VERSION, "xpann_version": __version__, **config}
+    arrays = {**arrays, "config": numpy.array(_json_text(stamped))}
     with atomic_write(path) as stream:
         numpy.savez(stream, **arrays)
 
@@ -151,34 +119,3 @@ def read_model_file(path):
             f"this xpann ({__version__}) reads format {FORMAT_VERSION} and older. Upgrade xpann."
         )
     return config, arrays
-
-
-def load_model(path, backend=None):
-    """The model saved at ``path``, on ``backend`` (default: the one in force)."""
-    from .model import Sequential
-
-    config, arrays = read_model_file(path)
-    try:
-        spec = config["model"]
-        model = Sequential(
-            [layers.deserialize(layer) for layer in spec["layers"]],
-            input_dim=spec["input_dim"], seed=spec.get("seed"), dtype=spec.get("dtype", "float32"),
-            backend=backend, name=spec.get("name"),
-        )
-        weights = [arrays[f"weight_{i}"] for i in range(len(model.parameters.entries))]
-        model.set_weights(weights)
-        compiled = config.get("compile")
-        if compiled:
-            model.compile(optimizer=optimizers.deserialize(compiled["optimizer"]),
-                          loss=losses.deserialize(compiled["loss"]), metrics=compiled.get("metrics"))
-            slots = {key[len("optimizer_"):]: value for key, value in arrays.items() if key.startswith("optimizer_")}
-            if compiled.get("optimizer_state") or slots:
-                model.optimizer.set_state(compiled.get("optimizer_state", {}), slots)
-        random_state = config.get("random_state") or {}
-        _set_generator_state(getattr(model, "_rng", None), random_state.get("host"))
-        _set_generator_state(_dropout_generator(model), random_state.get("dropout"))
-    except (KeyError, TypeError, AttributeError, IndexError) as error:
-        raise ValueError(f"{path} holds an incomplete or damaged xpann model ({type(error).__name__}: {error}).") from None
-    metadata = config.get("metadata")
-    model.metadata = metadata if isinstance(metadata, dict) else {}
-    return model

@@ -8,7 +8,7 @@ at the epoch's end.
 import math
 import numbers
 
-from . import _inputs, callbacks as callbacks_module, layers as layers_module, losses, optimizers
+from . import _inputs, callbacks as callbacks_module, io, layers as layers_module, losses, optimizers
 from . import metrics as metrics_module
 from ._checks import fraction, positive_int
 from .backend import host_array, host_generator, resolve_backend
@@ -105,6 +105,7 @@ class Sequential:
         parameters = ParameterBuffer(backend, self.dtype, self.layers)
         parameters.initialize(self._rng)
         device_generator = backend.device_generator(int(self._rng.integers(2**63)))
+        self._device_generator = device_generator
         for index, layer in enumerate(self.layers):
             layer.attach(backend, self.dtype, parameters.layer_views(parameters.data, index),
                          parameters.layer_views(parameters.grad, index), device_generator)
@@ -443,7 +444,53 @@ class Sequential:
         }
 
     def save(self, path):
-        """Write the model to ``path`` (.npz) atomically; no pickle inside."""
-        from .io import save_model
+        """Write the model to ``path`` (.npz) atomically; no pickle inside. The file keeps the
+        weights, the configuration, the optimizer's state and the random generators' state, so a
+        loaded model predicts alike and continues training as this one would."""
+        self._require_built("save")
+        config = {
+            "model": self.get_config(),
+            "metadata": self.metadata,
+            "random_state": {"host": io.generator_state(self._rng),
+                             "dropout": io.generator_state(self._device_generator)},
+            "compile": None,
+        }
+        arrays = {f"weight_{i}": w for i, w in enumerate(self.get_weights())}
+        if self.loss is not None:
+            scalars, slots = self.optimizer.get_state() if self.optimizer.built else ({}, {})
+            config["compile"] = {
+                "loss": losses.serialize(self.loss),
+                "optimizer": optimizers.serialize(self.optimizer),
+                "optimizer_state": scalars,
+                "metrics": list(self.metric_names),
+            }
+            arrays.update({f"optimizer_{name}": self._backend.to_numpy(value) for name, value in slots.items()})
+        io.write_model_file(path, config, arrays)
 
-        save_model(self, path)
+
+def load_model(path, backend=None):
+    """The model saved at ``path``, on ``backend`` (default: the one in force)."""
+    config, arrays = io.read_model_file(path)
+    try:
+        spec = config["model"]
+        model = Sequential(
+            [layers_module.deserialize(layer) for layer in spec["layers"]],
+            input_dim=spec["input_dim"], seed=spec.get("seed"), dtype=spec.get("dtype", "float32"),
+            backend=backend, name=spec.get("name"),
+        )
+        model.set_weights([arrays[f"weight_{i}"] for i in range(len(model.parameters.entries))])
+        compiled = config.get("compile")
+        if compiled:
+            model.compile(optimizer=optimizers.deserialize(compiled["optimizer"]),
+                          loss=losses.deserialize(compiled["loss"]), metrics=compiled.get("metrics"))
+            slots = {key[len("optimizer_"):]: value for key, value in arrays.items() if key.startswith("optimizer_")}
+            if compiled.get("optimizer_state") or slots:
+                model.optimizer.set_state(compiled.get("optimizer_state", {}), slots)
+        random_state = config.get("random_state") or {}
+        io.set_generator_state(model._rng, random_state.get("host"))
+        io.set_generator_state(model._device_generator, random_state.get("dropout"))
+    except (KeyError, TypeError, AttributeError, IndexError) as error:
+        raise ValueError(f"{path} holds an incomplete or damaged xpann model ({type(error).__name__}: {error}).") from None
+    metadata = config.get("metadata")
+    model.metadata = metadata if isinstance(metadata, dict) else {}
+    return model
