@@ -361,8 +361,6 @@ def gradient_check(model, x, y, epsilon=1e-5, max_entries=32, seed=0, atol=1e-6)
     (say, a sample for which every unit of the layer before is off, and a zero bias), they measure
     the average of the two slopes, and the check reports a large error there for a correct model.
     """
-    from .model import Sequential
-
     if model.loss is None:
         raise ValueError("gradient_check needs a compiled model; call compile(optimizer=..., loss=...) first.")
     if not model.built:
@@ -375,7 +373,7 @@ def gradient_check(model, x, y, epsilon=1e-5, max_entries=32, seed=0, atol=1e-6)
         layer.model = None  # the copy belongs to the float64 model below
         if isinstance(layer, layers_module.Dropout):
             layer.rate = 0.0
-    check = Sequential(layers, input_dim=model.input_dim, seed=0, backend=model.backend.name, dtype="float64",
+    check = type(model)(layers, input_dim=model.input_dim, seed=0, backend=model.backend.name, dtype="float64",
                        name=f"{model.name}_float64")
     check.compile(optimizer="sgd", loss=model.loss)
     check.set_weights(model.get_weights())

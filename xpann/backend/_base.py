@@ -74,9 +74,6 @@ class Backend:
         """The complementary error function 1 - erf(x), elementwise (exact in the far tails)."""
         raise NotImplementedError
 
-    def fused(self, name):
-        """An optional fused kernel for ``name``, or None to use the generic path."""
-        return None
 
 
 def host_generator(seed=None):

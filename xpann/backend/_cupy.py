@@ -16,6 +16,11 @@ def probe_cupy():
         raise BackendUnavailableError(
             f"The cupy backend needs CuPy, which is not installed ({error}). {INSTALL_HINT}"
         ) from None
+    except Exception as error:  # a broken install fails in its own ways
+        raise BackendUnavailableError(
+            f"CuPy is installed but fails to import ({type(error).__name__}: {error}); reinstall it. "
+            f"{INSTALL_HINT}"
+        ) from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
         if count < 1:
@@ -38,9 +43,6 @@ class CupyBackend(Backend):
     def __init__(self):
         cupy = probe_cupy()
         super().__init__(cupy)
-        from . import _cupy_kernels
-
-        self._kernels = _cupy_kernels
         self._erfc = None
 
     @property
@@ -87,6 +89,3 @@ class CupyBackend(Backend):
 
             self._erfc = erfc
         return self._erfc(x)
-
-    def fused(self, name):
-        return self._kernels.KERNELS.get(name)

@@ -9,6 +9,7 @@ BACKEND_NAMES = ("numpy", "cupy", "auto")
 ENVIRONMENT_VARIABLE = "XPANN_BACKEND"
 
 _instances = {}
+_unavailable = {}  # name -> why, so that a missing GPU is probed once per process
 _requested = os.environ.get(ENVIRONMENT_VARIABLE, "numpy").strip().lower() or "numpy"
 
 
@@ -19,6 +20,8 @@ def _check_name(name):
 
 
 def _instance(name):
+    if name in _unavailable:
+        raise BackendUnavailableError(_unavailable[name]) from None
     if name not in _instances:
         if name == "numpy":
             from ._numpy import NumpyBackend
@@ -27,7 +30,11 @@ def _instance(name):
         else:
             from ._cupy import CupyBackend
 
-            _instances[name] = CupyBackend()
+            try:
+                _instances[name] = CupyBackend()
+            except BackendUnavailableError as error:
+                _unavailable[name] = str(error)
+                raise
     return _instances[name]
 
 
