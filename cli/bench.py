@@ -91,7 +91,7 @@ def bench(backends, batch_sizes, hidden, features, classes, optimizer, dtype, st
     unavailable = {name: status[name] for name in names if status[name] is not None}
 
     largest = batch_sizes[-1]
-    pool = min(largest * steps, max(largest, POOL_VALUES // features))
+    pool = max(classes, min(largest * steps, max(largest, POOL_VALUES // features)))  # every class drawn
     x, y = benchmarking.classification_data(features, classes, pool, seed=seed, dtype=dtype)
     environment = benchmarking.environment(names)
 

@@ -63,6 +63,12 @@ def test_bench_on_numpy_only_with_adam_in_float64():
     assert "cupy samples/s" not in output and "cupy: " not in output
 
 
+def test_a_batch_smaller_than_the_class_count_runs():
+    output = run("--batch-sizes", "8", "--classes", "10", "--hidden", "8", "--features", "5",
+                 "--steps", "1", "--repeats", "1", "--warmup", "0", "--backends", "numpy")
+    assert "\n    8 " in output
+
+
 def test_an_unavailable_backend_alone_still_exits_zero():
     reason = backend_status()["cupy"]
     if reason is None:
