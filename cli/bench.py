@@ -86,6 +86,9 @@ def bench(backends, batch_sizes, hidden, features, classes, optimizer, dtype, st
     batch_sizes = sorted(set(_positive_ints(batch_sizes, "--batch-sizes")))
     hidden = _positive_ints(hidden, "--hidden")
     optimizers.get(optimizer)  # an unknown name fails here, listing the valid ones
+    if features < 31 and classes > 2**features:
+        raise click.BadParameter(f"{classes} classes need at least {math.ceil(math.log2(classes))} features "
+                                 "to draw the synthetic data from.", param_hint="'--classes'")
     status = backend_status()
     usable = [name for name in names if status[name] is None]
     unavailable = {name: status[name] for name in names if status[name] is not None}

@@ -174,11 +174,13 @@ def build_mlp(features, hidden, classes, optimizer="sgd", dtype="float32", backe
 
 def classification_data(features, classes, samples, seed=0, dtype="float32", noise=0.0):
     """Host arrays (x, y) from ``xpann.datasets.make_classification``: Gaussian class clusters,
-    a fraction ``noise`` of the labels redrawn at random."""
+    a fraction ``noise`` of the labels redrawn at random. Half the features carry the classes, or
+    all of them when half are too few to give each class its own cluster."""
     from .datasets import make_classification
 
-    return make_classification(n_samples=samples, n_features=features, n_classes=classes, seed=seed,
-                               dtype=dtype, noise=noise)
+    informative = features // 2 if 2 ** (features // 2) >= classes else features
+    return make_classification(n_samples=samples, n_features=features, n_informative=informative,
+                               n_classes=classes, seed=seed, dtype=dtype, noise=noise)
 
 
 def time_training(model, x, y, batch_size, steps, repeats=5, warmup_steps=5, epochs=1):
