@@ -10,10 +10,9 @@ import click
 import xpann
 from xpann import preprocessing
 from xpann.callbacks import GradientMonitor
-from xpann.diagnostics import records_to_json
 from xpann.errors import TrainingHealthWarning
 
-from . import data, options, report
+from . import data, diagnose_plot, diagnose_report, options, report
 
 DEFAULT_DATASET = "breast_cancer"
 LEARNS_BELOW = 0.8
@@ -150,14 +149,14 @@ def diagnose(data_file, target, dataset, depth, width, activation, init, init_sc
                for setup in chosen]
     click.echo("")
     if compare:
-        _print_comparison(results, baseline)
+        diagnose_report.print_comparison(results, baseline)
     else:
-        _print_single(results[0], baseline)
+        diagnose_report.print_single(results[0], baseline)
     if json_path:
-        _write_json(json_path, results, source, depth, width, optimizer, lr, epochs, batch_size, seed, baseline)
+        diagnose_report.write_json(json_path, results, source, depth, width, optimizer, lr, epochs, batch_size, seed, baseline)
         click.echo(f"Wrote the records to {json_path}.")
     if plot:
-        _plot(pyplot, results, plot, steps)
+        diagnose_plot.plot(pyplot, results, plot, steps)
         click.echo(f"Saved the gradient-norm plot to {plot}.")
 
 
@@ -243,218 +242,3 @@ def _train(setup, x, y, encoder, depth, width, optimizer, lr, epochs, batch_size
         "records": per_epoch.history, "steps": per_step.history, "warnings": messages, "kinds": kinds,
         "verdict": verdict,
     }
-
-
-# ----- tables --------------------------------------------------------------------------------
-
-
-def _norm(value):
-    if value is None:
-        return "-"
-    if not math.isfinite(value):
-        return str(value)
-    return f"{value:.1e}"
-
-
-def _percent(value):
-    return "-" if value is None or not math.isfinite(value) else f"{value:.0%}"
-
-
-def _pick(count, most=5):
-    """Up to ``most`` indices spread over range(count), first and last included."""
-    if count <= most:
-        return list(range(count))
-    return sorted({round(i * (count - 1) / (most - 1)) for i in range(most)})
-
-
-def _summary(result, baseline):
-    losses, metric = result["loss"], result["metric"]
-    last = result["metric_values"][-1] if result["metric_values"] else float("nan")
-    return (f"loss {losses[0]:.3f} (epoch 1) -> {losses[-1]:.3f} (epoch {len(losses)}), {metric} "
-            f"{last:.3f}; a constant guess scores loss {baseline:.3f}: {result['verdict']}.")
-
-
-def _print_single(result, baseline):
-    records = result["records"]
-    setup = result["setup"]
-    click.echo(f"Set-up: {setup.description}. {_summary(result, baseline)}")
-    click.echo("")
-    chosen = _pick(len(records))
-    first, last = records[0], records[-1]
-    header = ["layer", "activation"] + [f"|grad| ep {records[i]['epoch'] + 1}" for i in chosen] + [
-        f"dead ep 1->{last['epoch'] + 1}", f"saturated ep 1->{last['epoch'] + 1}", "update/weight"]
-    rows = []
-    for position, layer in enumerate(first["layers"]):
-        at_end = last["layers"][position]
-        rows.append([layer["name"], layer["activation"]]
-                    + [_norm(records[i]["layers"][position]["grad_norm"]) for i in chosen]
-                    + [_change(layer["dead_fraction"], at_end["dead_fraction"]),
-                       _change(layer["saturated_fraction"], at_end["saturated_fraction"]),
-                       _norm(at_end["update_ratio"])])
-    click.echo("Gradient norm per layer (root mean square over each epoch's batches), dead and saturated units:")
-    click.echo(report.table(rows, header=header))
-    _print_warnings([result])
-
-
-def _change(start, end):
-    if start is None and end is None:
-        return "-"
-    return f"{_percent(start)} -> {_percent(end)}"
-
-
-def _print_comparison(results, baseline):
-    for result in results:
-        click.echo(f"{result['setup'].label:>16}: {result['setup'].description}")
-    click.echo("")
-    labels = [result["setup"].label for result in results]
-    names = [layer["name"] for layer in results[0]["records"][0]["layers"]]
-
-    def block(title, pick):
-        click.echo(title)
-        rows = [[name] + [_norm(pick(result, position)) for result in results] for position, name in enumerate(names)]
-        click.echo(report.table(rows, header=["layer"] + labels))
-        click.echo("")
-
-    block("Gradient norm per layer at the first step (the initialisation):",
-          lambda result, i: result["steps"][0]["layers"][i]["grad_norm"] if result["steps"] else None)
-    block("Gradient norm per layer over the last epoch (root mean square over its batches):",
-          lambda result, i: result["records"][-1]["layers"][i]["grad_norm"])
-    rows = [
-        ["first / last layer |grad| (step 1)"] + [_norm(_ratio(result)) for result in results],
-        ["dead units, worst layer (last epoch)"] + [_percent(_worst(result, "dead_fraction")) for result in results],
-        ["saturated, worst hidden layer"] + [_percent(_worst(result, "saturated_fraction", hidden=True))
-                                             for result in results],
-        ["loss, epoch 1"] + [f"{result['loss'][0]:.3f}" for result in results],
-        [f"loss, last epoch (constant guess {baseline:.3f})"] + [f"{result['loss'][-1]:.3f}" for result in results],
-        [f"{results[0]['metric']}, last epoch"] + [f"{result['metric_values'][-1]:.3f}" for result in results],
-        ["epochs run"] + [str(len(result["loss"])) for result in results],
-        ["warnings"] + [", ".join(result["kinds"]) or "none" for result in results],
-        ["verdict"] + [result["verdict"].split(" (")[0] for result in results],
-    ]
-    click.echo("Summary:")
-    click.echo(report.table(rows, header=[""] + labels))
-    _print_warnings(results)
-
-
-def _ratio(result):
-    if not result["steps"]:
-        return None
-    layers = result["steps"][0]["layers"]
-    first, last = layers[0]["grad_norm"], layers[-1]["grad_norm"]
-    if not (math.isfinite(first) and math.isfinite(last)) or last == 0:
-        return None
-    return first / last
-
-
-def _worst(result, key, hidden=False):
-    layers = result["records"][-1]["layers"]
-    if hidden:
-        layers = layers[:-1]
-    values = [layer[key] for layer in layers if layer[key] is not None and math.isfinite(layer[key])]
-    return max(values) if values else None
-
-
-def _print_warnings(results):
-    lines = [(result["setup"].label, text) for result in results for text in result["warnings"]]
-    if not lines:
-        click.echo("\nNo training-health warnings.")
-        return
-    click.echo("\nWarnings raised during training:")
-    for label, text in lines:
-        click.echo(f"  [{label}] {text}" if len(results) > 1 else f"  {text}")
-
-
-# ----- JSON and plot -------------------------------------------------------------------------
-
-
-def _write_json(path, results, source, depth, width, optimizer, lr, epochs, batch_size, seed, baseline):
-    document = {
-        "data": source, "depth": depth, "width": width, "optimizer": optimizer, "learning_rate": lr,
-        "epochs": epochs, "batch_size": batch_size, "seed": seed, "constant_guess_loss": baseline,
-        "setups": [],
-    }
-    for result in results:
-        setup = result["setup"]
-        names = [layer["name"] for layer in result["steps"][0]["layers"]] if result["steps"] else []
-        document["setups"].append({
-            "label": setup.label, "activation": setup.activation, "init": setup.init, "init_scale": setup.scale,
-            "verdict": result["verdict"], "loss": result["loss"], result["metric"]: result["metric_values"],
-            "warnings": result["warnings"], "records": result["records"],
-            "step_grad_norms": {
-                "step": [record["step"] for record in result["steps"]],
-                "layers": {name: [record["layers"][i]["grad_norm"] for record in result["steps"]]
-                           for i, name in enumerate(names)},
-            },
-        })
-    text = records_to_json(document)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text + "\n")
-
-
-def _plot(pyplot, results, path, steps_per_epoch):
-    """One panel per set-up: each layer's gradient norm against epoch (root mean square over the last
-    half epoch of steps), log scale, coloured from the first layer (dark) to the last (light); a red
-    cross where it stops being finite."""
-    from matplotlib import cm
-
-    count = len(results) + 1  # and a panel of the training losses
-    columns = min(count, 3)
-    rows = math.ceil(count / columns)
-    figure, axes = pyplot.subplots(rows, columns, figsize=(4.6 * columns, 3.6 * rows), sharey=True, squeeze=False)
-    finite = [layer["grad_norm"] for result in results for record in result["steps"] for layer in record["layers"]
-              if math.isfinite(layer["grad_norm"]) and layer["grad_norm"] > 0]
-    low, high = (min(finite), max(finite)) if finite else (1e-8, 1.0)
-    smooth = max(1, steps_per_epoch // 2)
-    for axis, result in zip(axes.flat, results):
-        steps = result["steps"]
-        names = [layer["name"] for layer in steps[0]["layers"]] if steps else []
-        colours = cm.viridis([i / max(1, len(names) - 1) for i in range(len(names))])
-        broken = None
-        for i, name in enumerate(names):
-            shown, window = [], []
-            for record in steps:
-                epoch, value = (record["step"] - 1) / steps_per_epoch, record["layers"][i]["grad_norm"]
-                if not math.isfinite(value):
-                    broken = epoch if broken is None else min(broken, epoch)
-                    break
-                window = (window + [value * value])[-smooth:]  # RMS over the last half epoch of steps
-                shown.append((epoch, max(math.sqrt(sum(window) / len(window)), low)))
-            if shown:
-                axis.plot(*zip(*shown), color=colours[i], linewidth=0.9,
-                          label=name if i in (0, len(names) - 1) else None)
-        if broken is not None:
-            axis.axvline(broken, color="red", linestyle="--", linewidth=1)
-            axis.plot([broken], [high], marker="x", color="red", markersize=10, markeredgewidth=2)
-            axis.annotate(f"inf/NaN at step {round(broken * steps_per_epoch) + 1}: stopped", (broken, high),
-                          xytext=(6, -14), textcoords="offset points", color="red", fontsize=8)
-        axis.set_yscale("log")
-        axis.set_xlim(0, max(1.0, max(((r["step"] - 1) / steps_per_epoch for r in steps), default=1.0)))
-        axis.set_title(f"{result['setup'].description}\n{result['verdict'].split(' (')[0]}", fontsize=9,
-                       color="red" if result["verdict"] != "learns" else "black")
-        axis.set_xlabel("epoch")
-        axis.grid(alpha=0.3, which="both", linewidth=0.4)
-        if names:
-            axis.legend(fontsize=7, loc="upper right", title="layer", title_fontsize=7)
-    for axis in axes[:, 0]:
-        axis.set_ylabel("gradient norm per layer")
-    axes[0, 0].set_ylim(low / 3, high * 30)
-    losses = list(axes.flat)[count - 1]
-    losses.remove()
-    losses = figure.add_subplot(rows, columns, count)
-    for result in results:
-        values = result["loss"]
-        shown = [(epoch + 1, value) for epoch, value in enumerate(values) if math.isfinite(value)]
-        line, = losses.plot(*zip(*shown), marker="." if len(shown) < 3 else None) if shown else losses.plot([], [])
-        line.set_label(result["setup"].label + ("" if len(shown) == len(values) else " (inf/NaN, stopped)"))
-    losses.set_title("training loss per set-up", fontsize=9)
-    losses.set_xlabel("epoch")
-    losses.set_ylabel("loss")
-    losses.set_yscale("log")
-    losses.grid(alpha=0.3, which="both", linewidth=0.4)
-    losses.legend(fontsize=7)
-    for axis in list(axes.flat)[count:]:
-        axis.set_visible(False)
-    figure.suptitle("Per-layer gradient norms (first layer dark, last layer light)", fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    pyplot.close(figure)

@@ -1,0 +1,14 @@
+"""Stored configurations: the newest version this xpann reads, and the check a stored one passes first."""
+
+CONFIG_VERSION = 2  # 2 added date columns; a configuration without them is still written as 1
+
+
+def _check_version(config, what):
+    if not isinstance(config, dict):
+        raise ValueError(f"The stored {what} is damaged (not a JSON object).")
+    version = config.get("version")
+    if not isinstance(version, int) or version > CONFIG_VERSION:
+        raise ValueError(
+            f"The stored {what} has version {version!r}; this xpann reads version {CONFIG_VERSION} "
+            "and older. Upgrade xpann."
+        )

@@ -1,0 +1,275 @@
+"""``TabularPreprocessor``: per-column imputation, scaling and one-hot encoding, learned on the
+training rows and applied to new ones."""
+
+import math
+
+import numpy
+
+from ._cells import STRAY_FRACTION, _as_text, _parse_dates, _parse_numbers, _text
+from ._columns import _kind, id_columns
+from ._config import _check_version
+from ._messages import _cell, _check_range, _distinct_cells, _first_beyond_float32, _shown, _warn, _where
+
+MAX_CATEGORIES = 100
+# New rows of a number or date column may hold this share of other values, read as missing (more is an error).
+TRANSFORM_STRAY_FRACTION = 0.5
+_KIND_WORDS = {"numeric": "numbers", "date": "dates (YYYY-MM-DD)"}
+
+
+def _stray_cells(series, name, bad, kind, filled=None, limit=STRAY_FRACTION):
+    """Cells of a number or date column that are not one: read as missing with a warning when they
+    are at most ``limit`` of the filled cells, else a ValueError naming the first."""
+    count = int(bad.sum())
+    if not count:
+        return
+    positions = numpy.flatnonzero(bad)
+    if count > limit * int(series.notna().sum()):
+        raise ValueError(f"Column {name!r} should hold {kind} but holds {_cell(series.iloc[positions[0]])} "
+                         f"({_where(series.index, positions[0])}).")
+    values = _distinct_cells(series, positions)
+    fill = f" (filled with {filled})" if filled else ""
+    _warn(f"Column {name!r} holds {kind} except {_shown(values)} ({count} cell(s), first on "
+          f"{_where(series.index, positions[0])}); read as missing{fill}.", name)
+
+
+def _standardised(values, spec, series):
+    """(values - mean) / scale, checked to fit float32."""
+    scaled = (values - spec["mean"]) / spec["scale"]
+    position = _first_beyond_float32(scaled)
+    if position is not None:
+        raise ValueError(f"Value {str(series.iloc[position]).strip()} in column {spec['name']!r} "
+                         f"({_where(series.index, position)}) is too far from the training values (mean "
+                         f"{spec['mean']:.4g}, spread {spec['scale']:.4g}) to be represented in float32.")
+    return scaled
+
+
+class TabularPreprocessor:
+    """Learn per-column imputation, scaling and one-hot encodings on training rows; apply them.
+
+    After ``fit``: ``columns`` (the specs used, in order), ``dropped`` ({column: reason}),
+    ``missing`` ({column: count of empty cells in the training rows}), ``truncated``
+    ({column: number of categories before keeping the ``max_categories`` most frequent}).
+    """
+
+    def __init__(self, max_categories=MAX_CATEGORIES):
+        if isinstance(max_categories, bool) or not isinstance(max_categories, int) or max_categories < 1:
+            raise ValueError(f"max_categories must be a whole number >= 1, got {max_categories!r}.")
+        self.max_categories = max_categories
+        self.columns = None
+        self.dropped = {}
+        self.missing = {}
+        self.truncated = {}
+        self.rows = 0
+
+    @property
+    def fitted(self):
+        return self.columns is not None
+
+    def fit(self, frame, columns=None, drop=(), keep=(), ids=None):
+        """Learn from the rows of ``frame`` (a pandas DataFrame); ``columns`` defaults to all.
+
+        ``drop``: columns to leave out ("dropped on request"). ``keep``: columns never dropped as
+        IDs. ``ids``: {column: reason} of ID columns found beforehand with ``id_columns`` (on all
+        the rows, before a split); by default they are looked for in ``frame``.
+        """
+        columns = list(frame.columns if columns is None else columns)
+        absent = [c for c in columns if c not in frame.columns]
+        if absent:
+            raise ValueError(f"No column {_shown(absent)} in the data; its columns are "
+                             f"{', '.join(map(str, frame.columns))}.")
+        for names, verb in ((drop, "drop"), (keep, "keep")):
+            absent = [c for c in names if c not in columns]
+            if absent:
+                raise ValueError(f"Cannot {verb} column {_shown(absent)}: not a feature column; the feature "
+                                 f"columns are {', '.join(map(str, columns))}.")
+        both = [c for c in drop if c in keep]
+        if both:
+            raise ValueError(f"Column {_shown(both)} is both to drop and to keep; choose one.")
+        if len(frame) == 0:
+            raise ValueError("There are no rows to learn the preprocessing from.")
+        if ids is None:
+            ids = id_columns(frame, [c for c in columns if c not in drop], keep)
+        specs, dropped, missing, truncated = [], {}, {}, {}
+        for name in columns:
+            if name in drop:
+                dropped[name] = "dropped on request"
+                continue
+            series = frame[name]
+            count = int(series.isna().sum())
+            if count:
+                missing[name] = count
+            present = series.dropna()
+            if present.empty:
+                dropped[name] = "every value is missing"
+                continue
+            if name in ids and name not in keep:
+                dropped[name] = ids[name]
+                continue
+            kind, parsed = _kind(series)
+            if kind == "categorical":
+                spec, reason = self._fit_categorical(name, present, truncated)
+            else:
+                spec, reason = self._fit_numeric(name, series, kind, parsed)
+            if reason:
+                dropped[name] = reason
+            else:
+                specs.append(spec)
+        if not specs:
+            detail = "; ".join(f"{k!r}: {v}" for k, v in dropped.items())
+            raise ValueError(f"No usable feature columns are left ({detail or 'there were none'}).")
+        self.columns, self.dropped, self.missing, self.truncated = specs, dropped, missing, truncated
+        self.rows = len(frame)
+        return self
+
+    @staticmethod
+    def _fit_numeric(name, series, kind, parsed):
+        values, bad = parsed
+        _stray_cells(series, name, bad, _KIND_WORDS[kind])
+        _check_range(series, name, values)
+        observed = values[~numpy.isnan(values)]
+        if observed.size == 0:
+            return None, "every value is missing"
+        distinct = numpy.unique(observed)
+        if distinct.size == 1:
+            shown = _text(distinct[0]) if kind == "numeric" else str(series.dropna().iloc[0]).strip()
+            return None, f"constant (every value is {shown})"
+        median = float(numpy.median(observed))
+        filled = numpy.where(numpy.isnan(values), median, values)
+        mean = float(filled.mean())
+        scale = float(filled.std())
+        if not (math.isfinite(mean) and math.isfinite(scale)):
+            raise ValueError(f"Column {name!r} holds numbers too large to standardise in float64; rescale it.")
+        return {"name": name, "kind": kind, "fill": median, "mean": mean,
+                "scale": scale if scale > 0 else 1.0}, None
+
+    def _fit_categorical(self, name, present, truncated):
+        counts = _as_text(present).value_counts()
+        if len(counts) == 1:
+            return None, f"constant (every value is {counts.index[0]!r})"
+        # Most frequent first, ties in text order, so the choice does not depend on row order.
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        if len(ranked) > self.max_categories:
+            truncated[name] = len(ranked)
+            ranked = ranked[:self.max_categories]
+        return {"name": name, "kind": "categorical", "fill": ranked[0][0],
+                "categories": sorted(category for category, _ in ranked)}, None
+
+    def _require_fitted(self):
+        if not self.fitted:
+            raise ValueError("The preprocessor is not fitted yet; call fit(frame) first.")
+
+    @property
+    def feature_columns(self):
+        """The input columns that the transform reads, in order."""
+        self._require_fitted()
+        return [spec["name"] for spec in self.columns]
+
+    @property
+    def output_names(self):
+        """One name per output column: the numeric or date column, or ``column=category``."""
+        self._require_fitted()
+        names = []
+        for spec in self.columns:
+            if spec["kind"] == "categorical":
+                names.extend(f"{spec['name']}={category}" for category in spec["categories"])
+            else:
+                names.append(spec["name"])
+        return names
+
+    def missing_counts(self, frame):
+        """{column: empty cells} over the columns the transform reads (only those with any)."""
+        self._require_fitted()
+        counts = {name: int(frame[name].isna().sum()) for name in self.feature_columns if name in frame}
+        return {name: count for name, count in counts.items() if count}
+
+    def check_columns(self, frame):
+        """ValueError naming each feature column that ``frame`` lacks."""
+        absent = [name for name in self.feature_columns if name not in frame.columns]
+        if absent:
+            word = "column" if len(absent) == 1 else "columns"
+            raise ValueError(
+                f"Missing feature {word} {_shown(absent, 10)}; the model was trained on "
+                f"{', '.join(map(repr, self.feature_columns))}."
+            )
+
+    def transform(self, frame, warn_truncated=True):
+        """``frame`` as a float32 array (rows, len(output_names)).
+
+        Warns about categories outside those kept in training (``warn_truncated=False`` leaves out
+        the columns cut to the most frequent categories, as on the training rows themselves) and
+        about cells of a number or date column that are not one (read as missing, as in ``fit``);
+        when they are more than half of the column's filled cells (the column does not hold
+        numbers), or a value is too large for float32, it is a ValueError naming the first."""
+        self._require_fitted()
+        self.check_columns(frame)
+        parts = []
+        for spec in self.columns:
+            series = frame[spec["name"]]
+            if spec["kind"] == "categorical":
+                parts.append(self._one_hot(spec, series, warn_truncated))
+                continue
+            if spec["kind"] == "numeric":
+                values, bad = _parse_numbers(series)
+                fill = f"{spec['fill']:.4g}"
+            else:
+                values, bad = _parse_dates(series)
+                fill = f"day {spec['fill']:.0f} after 1970-01-01"
+            _stray_cells(series, spec["name"], bad, _KIND_WORDS[spec["kind"]],
+                         filled=f"the training median, {fill}", limit=TRANSFORM_STRAY_FRACTION)
+            _check_range(series, spec["name"], values)
+            values = numpy.where(numpy.isnan(values), spec["fill"], values)
+            parts.append(_standardised(values, spec, series)[:, None])
+        return numpy.concatenate(parts, axis=1).astype(numpy.float32)
+
+    def _one_hot(self, spec, series, warn_truncated):
+        import pandas
+
+        text = _as_text(series).fillna(spec["fill"])
+        codes = pandas.Index(spec["categories"]).get_indexer(text)
+        unseen = codes < 0
+        name = spec["name"]
+        if unseen.any() and (warn_truncated or name not in self.truncated):
+            values = sorted(set(text[unseen]))
+            if name in self.truncated:
+                what = (f"categories outside the {len(spec['categories'])} most frequent kept in training "
+                        f"(rare or new: {_shown(values)})")
+            else:
+                what = f"categories not seen in training ({_shown(values)})"
+            _warn(f"Column {name!r}: {int(unseen.sum())} row(s) hold {what}; they are encoded as all zeros.", name)
+        encoded = numpy.zeros((len(codes), len(spec["categories"])), dtype=numpy.float64)
+        rows = numpy.flatnonzero(~unseen)
+        encoded[rows, codes[rows]] = 1.0
+        return encoded
+
+    def fit_transform(self, frame, columns=None, **options):
+        return self.fit(frame, columns, **options).transform(frame, warn_truncated=False)
+
+    def to_config(self):
+        """A plain JSON-ready dict holding everything ``transform`` needs (and the fit report)."""
+        self._require_fitted()
+        version = 2 if any(spec["kind"] == "date" for spec in self.columns) else 1
+        return {"version": version, "max_categories": self.max_categories, "rows": self.rows,
+                "columns": self.columns, "dropped": self.dropped, "missing": self.missing,
+                "truncated": self.truncated}
+
+    @classmethod
+    def from_config(cls, config):
+        _check_version(config, "feature preprocessing")
+        try:
+            preprocessor = cls(max_categories=config.get("max_categories", MAX_CATEGORIES))
+            columns = [dict(spec) for spec in config["columns"]]
+            for spec in columns:
+                if spec["kind"] in ("numeric", "date"):
+                    spec.update(fill=float(spec["fill"]), mean=float(spec["mean"]), scale=float(spec["scale"]))
+                elif spec["kind"] == "categorical":
+                    spec.update(fill=str(spec["fill"]), categories=[str(c) for c in spec["categories"]])
+                else:
+                    raise ValueError(f"unknown column kind {spec['kind']!r}")
+            preprocessor.columns = columns
+            preprocessor.dropped = dict(config.get("dropped", {}))
+            preprocessor.missing = dict(config.get("missing", {}))
+            preprocessor.truncated = dict(config.get("truncated", {}))
+            preprocessor.rows = int(config.get("rows", 0))
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ValueError(f"The stored feature preprocessing is damaged ({type(error).__name__}: {error}).") from None
+        return preprocessor
