@@ -84,6 +84,25 @@ def digest(path):
     return hasher.hexdigest()
 
 
+def training_source(data_file, dataset, target, default_dataset, command):
+    """(CSV path, target column, bundled data set name or None) for ``DATA.csv --target COL`` or
+    ``--dataset NAME``; with neither, ``default_dataset``. A CSV needs --target; a data set's
+    target is its ``target`` column."""
+    if data_file and dataset:
+        raise click.UsageError("Give a CSV file or --dataset, not both.")
+    if data_file:
+        if not target:
+            columns = ", ".join(map(str, read_csv(data_file).columns))
+            raise click.UsageError(f"Say which column of {data_file} to predict with --target COLUMN; "
+                                   f"its columns are: {columns}.")
+        return data_file, target, None
+    if not dataset and target:
+        raise click.UsageError(f"--target needs a CSV file ({command} DATA.csv --target COLUMN), "
+                               "or a bundled --dataset NAME.")
+    dataset = dataset or default_dataset
+    return dataset_path(dataset), target or xpann.datasets.TARGET_COLUMN, dataset
+
+
 def input_file(data_file, dataset):
     """The CSV to read for ``DATA.csv`` or ``--dataset NAME`` (exactly one of them)."""
     if data_file and dataset:

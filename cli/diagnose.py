@@ -165,18 +165,8 @@ def diagnose(data_file, target, dataset, depth, width, activation, init, init_sc
 
 def _load(data_file, dataset, target):
     """(x float32, y, TargetEncoder, description): standardised features, encoded target."""
-    if data_file and dataset:
-        raise click.UsageError("Give a CSV file or --dataset, not both.")
-    if data_file:
-        if not target:
-            columns = ", ".join(map(str, data.read_csv(data_file).columns))
-            raise click.UsageError(f"Say which column of {data_file} to predict with --target COLUMN; "
-                                   f"its columns are: {columns}.")
-        path, source = data_file, os.path.basename(str(data_file))
-    else:
-        dataset = dataset or DEFAULT_DATASET
-        path, source = data.dataset_path(dataset), f"bundled data set {dataset!r}"
-        target = target or xpann.datasets.TARGET_COLUMN
+    path, target, bundled = data.training_source(data_file, dataset, target, DEFAULT_DATASET, "xpann diagnose")
+    source = os.path.basename(str(path)) if bundled is None else f"bundled data set {bundled!r}"
     frame = data.read_csv(path)
     data.require_column(frame, target, path, what="Target column")
     frame = frame[frame[target].notna()]

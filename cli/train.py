@@ -260,23 +260,11 @@ def _diverged(epoch, logs, caught, lr):
 
 def _source(data_file, dataset, target):
     """(CSV path, target column, the data's name in the report)."""
-    if data_file and dataset:
-        raise click.UsageError("Give a CSV file or --dataset, not both.")
-    if data_file:
-        if not target:
-            frame_columns = ", ".join(map(str, data.read_csv(data_file).columns))
-            raise click.UsageError(f"Say which column of {data_file} to predict with --target COLUMN; "
-                                   f"its columns are: {frame_columns}.")
-        return data_file, target, data_file
-    if not dataset:
-        if target:
-            raise click.UsageError("--target needs a CSV file (xpann train DATA.csv --target COLUMN), or "
-                                   "a bundled --dataset NAME.")
-        dataset = DEFAULT_DATASET
-        click.echo(f"No CSV file given: training on the bundled {dataset!r} data set "
+    if not (data_file or dataset or target):
+        click.echo(f"No CSV file given: training on the bundled {DEFAULT_DATASET!r} data set "
                    "(xpann train DATA.csv --target COLUMN trains on yours).")
-    path = data.dataset_path(dataset)
-    return path, target or xpann.datasets.TARGET_COLUMN, f"bundled data set {dataset!r} ({path})"
+    path, target, bundled = data.training_source(data_file, dataset, target, DEFAULT_DATASET, "xpann train")
+    return path, target, path if bundled is None else f"bundled data set {bundled!r} ({path})"
 
 
 def _rows_with_target(frame, target):
