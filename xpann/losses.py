@@ -145,7 +145,7 @@ class BinaryCrossentropy(_CrossEntropy):
         grad = xp.where(inside, (p - y_true) / (p * (1 - p)), 0) * (1.0 / p.size)
         return loss, grad
 
-    def logits_value_and_grad(self, backend, y_true, logits):
+    def logits_value_and_grad(self, backend, y_true, logits, reuse=False):
         xp = backend.xp
         z = logits
         loss = (xp.maximum(z, 0) - z * y_true + xp.log1p(xp.exp(-xp.abs(z)))).mean()
@@ -166,7 +166,7 @@ class CategoricalCrossentropy(_CrossEntropy):
         loss = -(y_true * xp.log(p)).sum() / n
         return loss, xp.where(inside, -y_true / p, 0) * (1.0 / n)
 
-    def logits_value_and_grad(self, backend, y_true, logits):
+    def logits_value_and_grad(self, backend, y_true, logits, reuse=False):
         xp = backend.xp
         n = logits.shape[0]
         log_p = _log_softmax(xp, logits)
@@ -193,15 +193,76 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
         grad[rows, y_true] = xp.where(inside, -1 / p, 0) * (1.0 / n)
         return loss, grad
 
-    def logits_value_and_grad(self, backend, y_true, logits):
+    def logits_value_and_grad(self, backend, y_true, logits, reuse=False):
+        """The loss and (softmax(z) - onehot) / n in few passes over small arrays.
+
+        shifted = z - max(z); e = exp(shifted); s = sum(e); loss = mean(log s - shifted[label]);
+        grad = e / (n s), less 1/n at the labels. With ``reuse`` the buffers are kept for the
+        next call of the same shape (the gradient is then valid until that call): the training
+        step uses it; any other caller gets fresh arrays."""
         xp = backend.xp
-        n = logits.shape[0]
-        rows = xp.arange(n)
-        log_p = _log_softmax(xp, logits)
-        loss = -log_p[rows, y_true].mean()
-        grad = xp.exp(log_p)
-        grad[rows, y_true] -= 1
-        return loss, grad * (1.0 / n)
+        space = self._space(xp, logits) if reuse else _SoftmaxSpace(xp, logits)
+        n = space.n
+        shifted = xp.subtract(logits, logits.max(axis=-1, keepdims=True), out=space.shifted)
+        grad = xp.exp(shifted, out=space.grad)
+        total = backend.gemm(grad, space.ones_classes, out=space.total)  # row sums as a product
+        index = space.label_index(xp, y_true)
+        per_sample = xp.log(total, out=space.per_sample)
+        per_sample -= space.shifted_flat.take(index)
+        loss = xp.dot(per_sample, space.weights)  # the mean, as a product with 1/n weights
+        total *= n
+        xp.divide(grad, space.total_column, out=grad)
+        at_labels = space.grad_flat.take(index)
+        at_labels -= space.inverse_n
+        space.grad_flat.put(index, at_labels)
+        return loss, grad
+
+    def _space(self, xp, logits):
+        space = self.__dict__.get("_training_space")
+        if space is None or not space.fits(logits):
+            space = self._training_space = _SoftmaxSpace(xp, logits)
+        return space
+
+
+class _SoftmaxSpace:
+    """Buffers of the fused sparse softmax cross-entropy for one shape, layout and dtype of logits.
+
+    The two (n, k) buffers are views of flat arrays laid out like the logits (row- or
+    column-major), so that the labels' entries are reached through one flat index per sample."""
+
+    def __init__(self, xp, logits):
+        n, k = logits.shape
+        dtype = logits.dtype
+        self.n, self.k, self.dtype = n, k, dtype
+        self.fortran = bool(logits.flags.f_contiguous and not logits.flags.c_contiguous)
+        self.shifted_flat = xp.empty(n * k, dtype=dtype)
+        self.grad_flat = xp.empty(n * k, dtype=dtype)
+        if self.fortran:  # entry (i, j) at j * n + i
+            self.shifted = self.shifted_flat.reshape(k, n).T
+            self.grad = self.grad_flat.reshape(k, n).T
+            self.row_offsets = xp.arange(n)
+        else:  # entry (i, j) at i * k + j
+            self.shifted = self.shifted_flat.reshape(n, k)
+            self.grad = self.grad_flat.reshape(n, k)
+            self.row_offsets = xp.arange(n) * k
+        self.index = xp.empty(n, dtype="int64")
+        self.ones_classes = xp.ones(k, dtype=dtype)
+        self.total = xp.empty(n, dtype=dtype)
+        self.total_column = self.total[:, None]
+        self.per_sample = xp.empty(n, dtype=dtype)
+        self.weights = xp.full(n, 1.0 / max(n, 1), dtype=dtype)
+        self.inverse_n = dtype.type(1.0 / max(n, 1))
+
+    def fits(self, logits):
+        fortran = bool(logits.flags.f_contiguous and not logits.flags.c_contiguous)
+        return logits.shape == (self.n, self.k) and logits.dtype == self.dtype and fortran == self.fortran
+
+    def label_index(self, xp, labels):
+        """The flat index of each sample's label entry."""
+        if self.fortran:
+            xp.multiply(labels, self.n, out=self.index)
+            return xp.add(self.index, self.row_offsets, out=self.index)
+        return xp.add(labels, self.row_offsets, out=self.index)
 
 
 LOSSES = Registry(

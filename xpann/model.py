@@ -199,10 +199,13 @@ class Sequential:
             products.extend(layer.matmul_products(rows, need_input_grad=index > self._first_trainable))
         return products
 
-    def _loss_and_gradient(self, y, output, fused=None):
-        """The batch loss (device scalar) and the gradient to start backward from."""
+    def _loss_and_gradient(self, y, output, fused=None, reuse=False):
+        """The batch loss (device scalar) and the gradient to start backward from; ``reuse``
+        (training) lets a fused loss keep its buffers from step to step."""
         backend = self._backend
         if self._fused_output if fused is None else fused:
+            if reuse:
+                return self.loss.logits_value_and_grad(backend, y, self.layers[-1].logits, reuse=True)
             return self.loss.logits_value_and_grad(backend, y, self.layers[-1].logits)
         return self.loss.value_and_grad(backend, y, output)
 
@@ -223,7 +226,7 @@ class Sequential:
         probabilities are then not computed; the last layer's ``output`` still gives them)."""
         fused = self._fused_output
         output = self._forward(x, training=True, logits_only=fused and not need_output)
-        loss, grad = self._loss_and_gradient(y, output, fused)
+        loss, grad = self._loss_and_gradient(y, output, fused, reuse=True)
         self._backward(grad, fused)
         if gradient_hook is not None:
             gradient_hook(step)
@@ -322,11 +325,14 @@ class Sequential:
             y_batch = backend.xp.empty((batch_size,) + y.shape[1:], dtype=y.dtype)
         need_output = bool(self.metrics)
         batch_end = callback_list.on_train_batch_end if callback_list.batch_callbacks else None
+        # Each step's loss goes into one device array, summed once at the epoch's end: one
+        # operation per step instead of a product and a sum of device scalars.
+        step_losses = backend.xp.zeros(steps, dtype="float64")
         for epoch in range(epochs):
             callback_list.on_epoch_begin(epoch)
             if shuffle:
                 order = backend.asarray(self._rng.permutation(n))
-            loss_sum = None
+            done = 0
             for metric in self.metrics:
                 metric.reset()
             for step in range(steps):
@@ -341,15 +347,17 @@ class Sequential:
                 else:
                     xb, yb = x[start:stop], y[start:stop]
                 loss, output = self._train_step(xb, yb, step, gradient_hook, need_output)
-                weighted = loss * (stop - start)
-                loss_sum = weighted if loss_sum is None else loss_sum + weighted
+                step_losses[step] = loss
+                done = step + 1
                 for metric in self.metrics:
                     metric.update(backend, yb, output)
                 if batch_end is not None:
                     batch_end(step)
                     if self.stop_training:  # a batch callback ended training mid-epoch
                         break
-            logs = {"loss": float(loss_sum) / stop}
+            # all batches but the last of an epoch hold batch_size samples
+            full = float(step_losses[:done - 1].sum()) * batch_size if done > 1 else 0.0
+            logs = {"loss": (full + float(step_losses[done - 1]) * (stop - (done - 1) * batch_size)) / stop}
             logs.update({metric.name: metric.result() for metric in self.metrics})
             if validation is not None:
                 logs.update({f"val_{k}": v for k, v in self._evaluate_arrays(*validation).items()})
