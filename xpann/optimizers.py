@@ -4,6 +4,10 @@ An optimizer is built once beside the parameters (its state lives on their devic
 array per slot), then ``apply(params, grads)`` makes one step: clipping of the loss gradient,
 then L2 weight decay ``g += wd * p`` (decoupled in AdamW), then the rule's ``update_step``.
 Full-batch GD, SGD and mini-batch descent are one rule; batching belongs to the training loop.
+
+Where the backend offers a fused kernel for a rule (``backend.fused_update(name)``: numba on the
+CPU, when installed), weight decay and the update run in one loop over the buffer; it makes the
+same operations in the same order as the array code below, so the results are bitwise the same.
 """
 
 from . import schedules
@@ -39,6 +43,10 @@ class Optimizer:
         self.slots = {name: xp.zeros_like(params) for name in self.slot_names}
         self._scratch = xp.empty_like(params)
         self.iterations = 0
+        fused_update = getattr(backend, "fused_update", None)
+        self._fused = None
+        if fused_update is not None and _defined_in(type(self), "fused_step") is _defined_in(type(self), "update_step"):
+            self._fused = fused_update(self.name, params)  # a subclass with its own update_step keeps it
 
     @property
     def built(self):
@@ -59,9 +67,20 @@ class Optimizer:
         lr = self.current_learning_rate()
         self.iterations += 1
         self.clip(grads, segments)
+        if self._fused is not None:
+            decay = bool(self.weight_decay) and not self.decoupled_weight_decay
+            self.fused_step(params, grads, lr, self.iterations, params.dtype.type, decay)
+            return
         if self.weight_decay and not self.decoupled_weight_decay:
             grads += self.weight_decay * params
         self.update_step(params, grads, lr, self.iterations)
+
+    _fused = None
+
+    def fused_step(self, p, g, lr, step, scalar, decay):
+        """The fused kernel's call: weight decay (when ``decay``) and ``update_step`` in one loop,
+        with every scalar rounded to the parameters' dtype (``scalar``) as NumPy rounds it."""
+        raise NotImplementedError
 
     decoupled_weight_decay = False
 
@@ -128,6 +147,11 @@ class SGD(Optimizer):
                 g = b
         p -= _scaled(self._xp, g, lr, self._scratch)
 
+    def fused_step(self, p, g, lr, step, scalar, decay):
+        b = self.slots["momentum"] if self.momentum else p
+        self._fused(p, g, b, scalar(lr), scalar(self.weight_decay), decay, scalar(self.momentum),
+                    bool(self.momentum), self.nesterov)
+
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
@@ -158,6 +182,10 @@ class Adagrad(Optimizer):
         t += self.epsilon
         _subtract_scaled_ratio(xp, p, g, clr, t, out=g)
 
+    def fused_step(self, p, g, lr, step, scalar, decay):
+        clr = lr / (1 + (step - 1) * self.lr_decay)
+        self._fused(p, g, self.slots["sum"], scalar(clr), scalar(self.epsilon), scalar(self.weight_decay), decay)
+
     def get_config(self):
         return {**super().get_config(), "initial_accumulator_value": self.initial_accumulator_value,
                 "epsilon": self.epsilon, "lr_decay": self.lr_decay}
@@ -185,6 +213,10 @@ class Adadelta(Optimizer):
         delta *= g
         _decay_add_square(xp, u, delta, self.rho, t)
         p -= _scaled(xp, delta, lr, t)
+
+    def fused_step(self, p, g, lr, step, scalar, decay):
+        self._fused(p, g, self.slots["square_avg"], self.slots["acc_delta"], scalar(lr), scalar(self.rho),
+                    scalar(1 - self.rho), scalar(self.epsilon), scalar(self.weight_decay), decay)
 
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
@@ -227,6 +259,12 @@ class RMSprop(Optimizer):
         else:
             _subtract_scaled_ratio(xp, p, g, lr, t, out=g)
 
+    def fused_step(self, p, g, lr, step, scalar, decay):
+        slots = self.slots
+        self._fused(p, g, slots["square_avg"], slots.get("grad_avg", p), slots.get("momentum", p), scalar(lr),
+                    scalar(self.rho), scalar(1 - self.rho), scalar(self.epsilon), scalar(self.weight_decay), decay,
+                    self.centered, scalar(self.momentum), bool(self.momentum))
+
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
                 "epsilon": self.epsilon, "centered": self.centered}
@@ -261,6 +299,14 @@ class Adam(Optimizer):
         t /= (1 - self.beta_2**step) ** 0.5
         t += self.epsilon
         _subtract_scaled_ratio(xp, p, m, step_size, t, out=g)
+
+    def fused_step(self, p, g, lr, step, scalar, decay):
+        slots = self.slots
+        decoupled = self.decoupled_weight_decay and bool(self.weight_decay)
+        self._fused(p, g, slots["m"], slots["v"], slots.get("vmax", p), scalar(lr / (1 - self.beta_1**step)),
+                    scalar(1 - self.beta_1), scalar(self.beta_2), scalar(1 - self.beta_2),
+                    scalar((1 - self.beta_2**step) ** 0.5), scalar(self.epsilon), scalar(self.weight_decay), decay,
+                    scalar(1 - lr * self.weight_decay), decoupled, self.amsgrad)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
@@ -302,11 +348,7 @@ class Nadam(Optimizer):
     def update_step(self, p, g, lr, step):
         xp, t = self._xp, self._scratch
         m, v = self.slots["m"], self.slots["v"]
-        mu = self.beta_1 * (1 - 0.5 * 0.96 ** (step * self.momentum_decay))
-        mu_next = self.beta_1 * (1 - 0.5 * 0.96 ** ((step + 1) * self.momentum_decay))
-        # kept in the parameters' dtype, as torch keeps it in its default dtype (float32)
-        scalar = p.dtype.type
-        self.mu_product = float(scalar(self.mu_product) * scalar(mu))
+        mu, mu_next = self._advance_mu(p, step)
         _lerp(xp, m, g, 1 - self.beta_1, t)
         _decay_add_square(xp, v, g, self.beta_2, t)
         denom = v / (1 - self.beta_2**step)
@@ -314,6 +356,22 @@ class Nadam(Optimizer):
         denom += self.epsilon
         _subtract_scaled_ratio(xp, p, g, lr * (1 - mu) / (1 - self.mu_product), denom, out=g)
         _subtract_scaled_ratio(xp, p, m, lr * mu_next / (1 - self.mu_product * mu_next), denom, out=t)
+
+    def _advance_mu(self, p, step):
+        """mu_t and mu_{t+1}; multiplies mu_t into the running product."""
+        mu = self.beta_1 * (1 - 0.5 * 0.96 ** (step * self.momentum_decay))
+        mu_next = self.beta_1 * (1 - 0.5 * 0.96 ** ((step + 1) * self.momentum_decay))
+        # kept in the parameters' dtype, as torch keeps it in its default dtype (float32)
+        scalar = p.dtype.type
+        self.mu_product = float(scalar(self.mu_product) * scalar(mu))
+        return mu, mu_next
+
+    def fused_step(self, p, g, lr, step, scalar, decay):
+        mu, mu_next = self._advance_mu(p, step)
+        self._fused(p, g, self.slots["m"], self.slots["v"], scalar(1 - self.beta_1), scalar(self.beta_2),
+                    scalar(1 - self.beta_2), scalar(1 - self.beta_2**step), scalar(self.epsilon),
+                    scalar(lr * (1 - mu) / (1 - self.mu_product)),
+                    scalar(lr * mu_next / (1 - self.mu_product * mu_next)), scalar(self.weight_decay), decay)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
@@ -326,6 +384,11 @@ class Nadam(Optimizer):
     def set_state(self, scalars, slots):
         super().set_state(scalars, slots)
         self.mu_product = float(scalars.get("mu_product", 1.0))
+
+
+def _defined_in(cls, attribute):
+    """The class in ``cls``'s MRO whose body defines ``attribute``."""
+    return next((klass for klass in cls.__mro__ if attribute in vars(klass)), None)
 
 
 def _scaled(xp, a, factor, out):

@@ -62,6 +62,11 @@ class Backend:
         when given; transposed views are fine operands."""
         return self.xp.matmul(a, b, out=out)
 
+    def fused_update(self, name, params):
+        """A kernel that makes the optimizer ``name``'s whole update of the flat ``params`` in one
+        pass, or None where this backend has none (the optimizer then runs its array code)."""
+        return None
+
     def take_rows(self, x, rows, out=None):
         """``x[rows]`` for a device vector of valid row indices, written into ``out`` when given."""
         return self.xp.take(x, rows, axis=0, out=out)

@@ -47,6 +47,12 @@ class NumpyBackend(Backend):
     def matmul_threads(self, products):
         return BLAS_THREADS.plan(products)
 
+    def fused_update(self, name, params):
+        # numba kernels when numba is installed (imported only here, at the first optimizer build)
+        from . import _fused
+
+        return _fused.kernel(name) if _fused.usable_for(params) else None
+
     def take_rows(self, x, rows, out=None):
         # mode="clip" skips the bounds check and the copy through a temporary that the default
         # mode makes when ``out`` is given: 2-3x faster, and the indices are valid by contract.
