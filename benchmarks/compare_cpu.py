@@ -65,11 +65,13 @@ OpenMP) have gone to sleep before the next library starts."""
 class Xpann:
     name = "xpann"
 
-    def __init__(self, config, optimizer, x, y, forced_threads=None):
+    def __init__(self, config, optimizer, x, y, forced_threads=None, generic=False):
         self.x, self.y, self.batch = x, y, config["batch"]
         self.forced_threads = forced_threads
         if forced_threads:
             self.name = f"xpann-{forced_threads}t"
+        if generic:
+            self.name = "xpann_generic"
         self.model = xpann.Sequential(
             [*(xpann.layers.Dense(width, activation="relu") for width in config["hidden"]),
              xpann.layers.Dense(config["classes"], activation="softmax")],
@@ -77,6 +79,9 @@ class Xpann:
         optimizer_class = {"sgd": xpann.optimizers.SGD, "adam": xpann.optimizers.Adam}[optimizer]
         self.model.compile(optimizer=optimizer_class(**OPTIMIZERS[optimizer]),
                            loss="sparse_categorical_crossentropy")
+        self.fused = getattr(self.model.optimizer, "_fused", None) is not None
+        if generic:  # the optimizer's array code instead of its fused kernel (as without numba)
+            self.model.optimizer._fused = None
 
     def initial_weights(self):
         return self.model.get_weights()
@@ -265,6 +270,8 @@ def measure(config_name, optimizer, threads, repeats, epochs, libraries, rates):
         chosen = runners[0].threads_policy()
         if chosen is not None and chosen != threads:
             runners.append(Xpann(config, optimizer, x, y, forced_threads=threads))
+        if "xpann_generic" in libraries and runners[0].fused:
+            runners.append(Xpann(config, optimizer, x, y, generic=True))
         if "torch" in libraries:
             runners.append(Torch(config, optimizer, x, y, weights, threads))
         if "sklearn" in libraries:
@@ -295,7 +302,7 @@ def measure(config_name, optimizer, threads, repeats, epochs, libraries, rates):
         "optimizer": optimizer, "threads": threads, "epochs_per_repeat": epochs, "steps_per_epoch": steps,
         "step_flops": flops, "gemm_rate_flops": rates[threads], "step_gemm_seconds_at_rate": gemm_seconds,
         "step_products_seconds": alone, "xpann_blas_threads": chosen, "xpann_blas_threads_steps": thread_steps,
-        "load_average_before_after": load, "libraries": {},
+        "load_average_before_after": load, "xpann_fused_optimizer": runners[0].fused, "libraries": {},
     }
     for runner in runners:
         seconds = statistics.median(times[runner.name])
@@ -343,7 +350,13 @@ def environment():
                           for pool in threadpool_info() if pool["user_api"] == "blas"]
     info["environment_variables"] = {name: os.environ.get(name) for name in (
         "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-        "XPANN_BLAS_THREADS")}
+        "XPANN_BLAS_THREADS", "XPANN_FUSED")}
+    try:
+        import numba
+
+        info["numba"] = numba.__version__
+    except ImportError:
+        info["numba"] = None
     return info
 
 
@@ -377,7 +390,9 @@ def markdown(results, info, rates, title):
         + ", ".join(f"{rate / 1e9:.0f} GFLOP/s on {threads} thread{'s' if threads > 1 else ''}"
                     for threads, rate in sorted(rates.items())),
         f"- Versions: xpann {versions.get('xpann')}, numpy {versions.get('numpy')}, torch {versions.get('torch')}, "
-        f"scikit-learn {versions.get('scikit-learn')}, Python {info['python']}",
+        f"scikit-learn {versions.get('scikit-learn')}, Python {info['python']}, "
+        f"numba {info.get('numba') or 'not installed'} (fused optimizer kernels "
+        f"{'on' if any(result.get('xpann_fused_optimizer') for result in results) else 'off'})",
         f"- Figures: medians of {results[0]['libraries']['xpann']['seconds'].__len__()} interleaved repeats of "
         f"{results[0]['epochs_per_repeat']} epoch(s); samples/s of the whole fit (shuffle included).",
         "",
@@ -404,6 +419,18 @@ def markdown(results, info, rates, title):
             f"| {rate('sklearn')} | {ratio('torch')} | {ratio('sklearn')} | {step:,.0f} us "
             f"| {over('xpann')}, {over('torch')}, {over('sklearn')} | {threads_text(result)} "
             f"| {result['load_average_before_after'][0]:.1f} / {result['load_average_before_after'][1]:.1f} |")
+    generic = [result for result in results if "xpann_generic" in result["libraries"]]
+    if generic:
+        lines += ["", "xpann with the optimizer's fused kernel (numba) and with its array code (the path without "
+                  "numba), in the same run:", "",
+                  "| config | optimizer | threads | fused samples/s | array code samples/s | fused / array code "
+                  "| array code / torch |", "|---|---|---|---|---|---|---|"]
+        for result in generic:
+            libraries = result["libraries"]
+            fused, plain = libraries["xpann"]["samples_per_second"], libraries["xpann_generic"]["samples_per_second"]
+            versus = (f"{plain / libraries['torch']['samples_per_second']:.2f}x" if "torch" in libraries else "-")
+            lines.append(f"| {result['config']} | {result['optimizer']} | {result['threads']} | {fused:,.0f} "
+                         f"| {plain:,.0f} | {fused / plain:.2f}x | {versus} |")
     forced = [(result, name) for result in results for name in result["libraries"] if name.startswith("xpann-")]
     if forced:
         lines += ["", "xpann with its thread choice overridden (XPANN_BLAS_THREADS = the budget):", "",
@@ -429,7 +456,9 @@ def main(argv=None):
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--optimizers", default="sgd,adam")
     parser.add_argument("--threads", default="1,2")
-    parser.add_argument("--libraries", default="torch,sklearn", help="besides xpann")
+    parser.add_argument("--libraries", default="torch,sklearn",
+                        help="besides xpann; xpann_generic adds xpann with its optimizer's array code instead of "
+                             "the fused kernel (when numba is installed)")
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--epochs", type=int, default=1, help="epochs per timed repeat")
     parser.add_argument("--quick", action="store_true", help="3 repeats, for a smoke run")
