@@ -77,3 +77,63 @@ def test_a_subclass_with_its_own_update_keeps_it():
     assert optimizer._fused is None
     optimizer.apply(params, numpy.ones(4, dtype="float32"))
     numpy.testing.assert_array_equal(params, 0.5)
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_relu_kernels_are_bitwise_the_array_code(dtype):
+    kernel = _fused.kernel
+    rng = numpy.random.default_rng(3)
+    z = rng.standard_normal((37, 11)).astype(dtype)
+    z[0, :4] = [numpy.nan, -0.0, 0.0, numpy.inf]
+    z[1, :2] = [-numpy.inf, -numpy.nan]
+    bias = rng.standard_normal(11).astype(dtype)
+    bias[:4] = 0
+    dy = rng.standard_normal((37, 11)).astype(dtype)
+    dy[2, :3] = [numpy.nan, numpy.inf, -numpy.inf]
+
+    def bits(a):
+        return a.view(f"u{a.itemsize}")
+
+    z_fused, y_fused = z.copy(), numpy.empty_like(z)
+    kernel("bias_relu")(z_fused, bias, y_fused)
+    z_plain = z + bias
+    y_plain = numpy.maximum(z_plain, numpy.zeros(11, dtype=dtype))
+    numpy.testing.assert_array_equal(bits(z_fused), bits(z_plain))
+    numpy.testing.assert_array_equal(bits(y_fused), bits(y_plain))
+    y_only = numpy.empty_like(z)
+    kernel("relu")(z, y_only)
+    numpy.testing.assert_array_equal(bits(y_only), bits(numpy.maximum(z, numpy.zeros(11, dtype=dtype))))
+    dz = numpy.empty_like(z)
+    kernel("relu_backward")(dy, y_plain, dz)
+    with numpy.errstate(invalid="ignore"):  # inf * 0
+        expected = dy * (y_plain > 0)
+    numpy.testing.assert_array_equal(bits(dz), bits(expected))
+
+
+@needs_kernels
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "rmsprop"])
+def test_training_with_kernels_is_bitwise_training_without(optimizer):
+    import xpann
+
+    rng = numpy.random.default_rng(5)
+    x = rng.standard_normal((50, 7)).astype("float32")
+    y = rng.integers(0, 3, 50)
+
+    def trained(fused):
+        model = xpann.Sequential([xpann.layers.Dense(9, activation="relu"), xpann.layers.Dense(8, activation="relu"),
+                                  xpann.layers.Dense(3, activation="softmax")], input_dim=7, seed=4, backend="numpy")
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+        if not fused:
+            model.optimizer._fused = None
+            for layer in model.layers:
+                layer._fused_relu = None
+        else:
+            assert model.optimizer._fused is not None and model.layers[0]._fused_relu is not None
+        history = model.fit(x, y, epochs=3, batch_size=16, verbose=0)
+        return model.get_weights(), history.history["loss"]
+
+    (fused_weights, fused_loss), (plain_weights, plain_loss) = trained(True), trained(False)
+    assert fused_loss == plain_loss
+    for got, want in zip(fused_weights, plain_weights):
+        numpy.testing.assert_array_equal(got.view("u4"), want.view("u4"))

@@ -137,6 +137,13 @@ class Dense(Layer):
         # max(z, zeros row) runs about 3x faster in NumPy than max(z, 0): a scalar operand takes
         # a slow loop there.
         self._zeros = backend.xp.zeros(self.units, dtype=dtype) if self._relu else None
+        # one-pass kernels (numba, when installed) for the training step's bias + ReLU and ReLU
+        # backward; bitwise the same results as the array code
+        fused = getattr(backend, "fused_kernel", None) if self._relu else None
+        self._fused_relu = None
+        if fused is not None:
+            kernels = (fused("bias_relu"), fused("relu"), fused("relu_backward"))
+            self._fused_relu = kernels if all(k is not None for k in kernels) else None
         self._fortran = False
         self._x = self._z = self._y = None
         self._kernel_bias = self._kernel_bias_grad = None
@@ -213,6 +220,18 @@ class Dense(Layer):
         else:
             space = None
             z = x @ self.kernel
+        if space is not None and self._fused_relu is not None and activate and not self._fortran:
+            # training forward of a ReLU layer in one pass: z += bias (unless folded), y = relu(z).
+            # Where y is the first columns of the block with the ones column, the kernel gets the
+            # whole (contiguous) block: a strided view would keep the loop from vectorizing.
+            y_target = space.y if space.ones_block is None else space.ones_block
+            if self.use_bias and x_ones is None:
+                self._fused_relu[0](z, self.bias, y_target)
+            else:
+                self._fused_relu[1](z, y_target)
+            self._x, self._z, self._x_ones, self._y = x, z, x_ones, space.y
+            self._y_ones = space.ones_block
+            return space.y
         if self.use_bias and x_ones is None:
             z += self.bias
         if self._fortran:
@@ -255,7 +274,11 @@ class Dense(Layer):
             # faster in NumPy, whose where() branches per element.
             xp = self.backend.xp
             space = self._workspace(dy.shape[0])
-            dz = xp.multiply(dy, xp.greater(self._y, 0, out=space.mask), out=space.dz)
+            if self._fused_relu is not None and self._y is space.y:
+                dz = space.dz
+                self._fused_relu[2](dy, space.y if space.ones_block is None else space.ones_block, dz)
+            else:
+                dz = xp.multiply(dy, xp.greater(self._y, 0, out=space.mask), out=space.dz)
         else:
             dz = self.activation.backward(self.backend, dy, self._z, self.output)
         return self.backward_from_logits(dz, need_input_grad)

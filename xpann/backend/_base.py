@@ -67,6 +67,11 @@ class Backend:
         pass, or None where this backend has none (the optimizer then runs its array code)."""
         return None
 
+    def fused_kernel(self, name):
+        """A compiled element-wise kernel (see ``_fused``: bias_relu, relu, relu_backward) that
+        gives bitwise the array code's result in one pass, or None where this backend has none."""
+        return None
+
     def take_rows(self, x, rows, out=None):
         """``x[rows]`` for a device vector of valid row indices, written into ``out`` when given."""
         return self.xp.take(x, rows, axis=0, out=out)

@@ -1,5 +1,6 @@
-"""Optional fused CPU kernels (numba) for the optimizers' updates: one loop over the flat buffer
-per step instead of one NumPy pass per operation.
+"""Optional fused CPU kernels (numba) for the optimizers' updates (one loop over the flat buffer
+per step instead of one NumPy pass per operation) and for a ReLU Dense layer's bias + ReLU forward
+and ReLU backward (one pass instead of two).
 
 Each kernel does, element by element, exactly the IEEE operations of the generic array code in
 ``xpann/optimizers.py``, in the same order and in the parameters' dtype (the scalars arrive
@@ -33,8 +34,8 @@ def unavailable_reason():
 
 
 def kernel(name):
-    """The fused update kernel for the optimizer ``name``, or None (numba missing, turned off, or
-    no kernel for that optimizer)."""
+    """The fused kernel ``name`` (an optimizer's name, or bias_relu, relu, relu_backward), or None
+    (numba missing, turned off, or no such kernel)."""
     if not enabled():
         return None
     kernels = _load()

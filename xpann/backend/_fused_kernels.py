@@ -1,4 +1,5 @@
-"""The numba kernels of ``_fused`` (this module imports numba: load it only through ``_fused``).
+"""The numba kernels of ``_fused`` (this module imports numba: load it only through ``_fused``):
+the optimizers' updates and the ReLU layer's element-wise passes.
 
 Module-level functions, so that numba can cache their machine code on disk. No fast-math: every
 operation is the IEEE one NumPy's array code makes, in its order.
@@ -139,5 +140,39 @@ def nadam(p, g, m, v, b1c, b2, b2c, bias2, eps, c1, c2, wd, decay):
         p[i] = pi - (mi * c2) / d
 
 
+@jit
+def bias_relu(z, bias, y):
+    """z += bias (row by row); y = maximum(z, 0) as numpy.maximum(z, zeros) gives it (NaN kept,
+    -0 -> +0). ``y`` may have more columns than ``z`` (its first columns are written)."""
+    rows, columns = z.shape
+    for i in range(rows):
+        for j in range(columns):
+            v = z[i, j] + bias[j]
+            z[i, j] = v
+            y[i, j] = v if (v > 0 or v != v) else 0
+
+
+@jit
+def relu(z, y):
+    """y = maximum(z, 0), as ``bias_relu`` without the bias."""
+    rows, columns = z.shape
+    for i in range(rows):
+        for j in range(columns):
+            v = z[i, j]
+            y[i, j] = v if (v > 0 or v != v) else 0
+
+
+@jit
+def relu_backward(dy, y, dz):
+    """dz = dy * (y > 0), the mask as 1 or 0 in dy's dtype, as NumPy multiplies by a bool array.
+    ``y`` may have more columns than ``dy`` (its first columns are read)."""
+    rows, columns = dy.shape
+    one = dy.dtype.type(1)
+    zero = dy.dtype.type(0)
+    for i in range(rows):
+        for j in range(columns):
+            dz[i, j] = dy[i, j] * (one if y[i, j] > 0 else zero)
+
+
 KERNELS = {"sgd": sgd, "adagrad": adagrad, "adadelta": adadelta, "rmsprop": rmsprop, "adam": adam,
-           "adamw": adam, "nadam": nadam}
+           "adamw": adam, "nadam": nadam, "bias_relu": bias_relu, "relu": relu, "relu_backward": relu_backward}

@@ -53,6 +53,11 @@ class NumpyBackend(Backend):
 
         return _fused.kernel(name) if _fused.usable_for(params) else None
 
+    def fused_kernel(self, name):
+        from . import _fused
+
+        return _fused.kernel(name)
+
     def take_rows(self, x, rows, out=None):
         # mode="clip" skips the bounds check and the copy through a temporary that the default
         # mode makes when ``out`` is given: 2-3x faster, and the indices are valid by contract.
