@@ -79,9 +79,13 @@ class Xpann:
         optimizer_class = {"sgd": xpann.optimizers.SGD, "adam": xpann.optimizers.Adam}[optimizer]
         self.model.compile(optimizer=optimizer_class(**OPTIMIZERS[optimizer]),
                            loss="sparse_categorical_crossentropy")
-        self.fused = getattr(self.model.optimizer, "_fused", None) is not None
-        if generic:  # the optimizer's array code instead of its fused kernel (as without numba)
+        self.fused = getattr(self.model.optimizer, "_fused", None) is not None or any(
+            getattr(layer, "_fused_relu", None) is not None for layer in self.model.layers)
+        if generic:  # the array code instead of the fused kernels (numba), as where numba is missing
             self.model.optimizer._fused = None
+            for layer in self.model.layers:
+                if hasattr(layer, "_fused_relu"):
+                    layer._fused_relu = None
 
     def initial_weights(self):
         return self.model.get_weights()
@@ -391,7 +395,7 @@ def markdown(results, info, rates, title):
                     for threads, rate in sorted(rates.items())),
         f"- Versions: xpann {versions.get('xpann')}, numpy {versions.get('numpy')}, torch {versions.get('torch')}, "
         f"scikit-learn {versions.get('scikit-learn')}, Python {info['python']}, "
-        f"numba {info.get('numba') or 'not installed'} (fused optimizer kernels "
+        f"numba {info.get('numba') or 'not installed'} (fused kernels "
         f"{'on' if any(result.get('xpann_fused_optimizer') for result in results) else 'off'})",
         f"- Figures: medians of {results[0]['libraries']['xpann']['seconds'].__len__()} interleaved repeats of "
         f"{results[0]['epochs_per_repeat']} epoch(s); samples/s of the whole fit (shuffle included).",
@@ -421,8 +425,8 @@ def markdown(results, info, rates, title):
             f"| {result['load_average_before_after'][0]:.1f} / {result['load_average_before_after'][1]:.1f} |")
     generic = [result for result in results if "xpann_generic" in result["libraries"]]
     if generic:
-        lines += ["", "xpann with the optimizer's fused kernel (numba) and with its array code (the path without "
-                  "numba), in the same run:", "",
+        lines += ["", "xpann with its fused kernels (numba: optimizer update, ReLU passes) and with its array "
+                  "code alone (the path without numba), in the same run:", "",
                   "| config | optimizer | threads | fused samples/s | array code samples/s | fused / array code "
                   "| array code / torch |", "|---|---|---|---|---|---|---|"]
         for result in generic:
@@ -457,8 +461,8 @@ def main(argv=None):
     parser.add_argument("--optimizers", default="sgd,adam")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--libraries", default="torch,sklearn",
-                        help="besides xpann; xpann_generic adds xpann with its optimizer's array code instead of "
-                             "the fused kernel (when numba is installed)")
+                        help="besides xpann; xpann_generic adds xpann with its array code instead of the fused "
+                             "kernels (when numba is installed)")
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--epochs", type=int, default=1, help="epochs per timed repeat")
     parser.add_argument("--quick", action="store_true", help="3 repeats, for a smoke run")
