@@ -13,7 +13,7 @@ import click
 import numpy
 
 import xpann
-from xpann.backend import backend_status
+from xpann.backend import backend_status, fused_kernels_status
 
 BACKEND_CHOICES = ("numpy", "cupy", "auto")
 
@@ -79,6 +79,8 @@ def collect():
         "pandas": _version("pandas"),
         "click": _version("click"),
         "matplotlib": _version("matplotlib"),
+        "numba": _version("numba"),
+        "fused_kernels": fused_kernels_status() or "on",
         "blas": _blas(status),
     }
     facts.update(_cupy_facts(status))
@@ -112,6 +114,8 @@ def info(as_json):
         f"NumPy       {facts['numpy']}",
         f"pandas      {facts['pandas'] or missing}",
         f"matplotlib  {facts['matplotlib'] or missing + ' (xpann train --plot needs it: pip install xpann[plot])'}",
+        f"numba       {facts['numba'] or missing + ' (optional: pip install xpann[jit] fuses the CPU updates)'}",
+        f"Fused CPU kernels: {facts['fused_kernels']}",
     ]
     for entry in facts["blas"] or [{"library": "unknown", "version": None, "threads": None}]:
         threads = f", {entry['threads']} threads" if entry.get("threads") else ""

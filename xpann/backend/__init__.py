@@ -1,6 +1,7 @@
 """Backends: the only package that knows NumPy from CuPy."""
 
 from ._base import Backend, BackendUnavailableError, host_array, host_full, host_generator
+from ._fused import unavailable_reason as fused_kernels_status
 from ._registry import (
     available_backends,
     backend_status,
@@ -16,6 +17,7 @@ __all__ = [
     "BackendUnavailableError",
     "available_backends",
     "backend_status",
+    "fused_kernels_status",
     "get_backend",
     "host_array",
     "host_backend",
