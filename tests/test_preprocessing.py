@@ -11,6 +11,7 @@ import pytest
 
 import xpann
 from xpann import preprocessing
+from xpann.preprocessing import _cells, _columns
 from xpann.preprocessing import (
     PreprocessingWarning,
     TabularPreprocessor,
@@ -311,7 +312,7 @@ def test_a_whole_number_feature_is_not_an_id():
     ("paid", False), ("valid", False), ("grid", False), ("sqft", False), ("zip", False), ("identity", False),
 ])
 def test_id_like_names(name, expected):
-    assert preprocessing._id_like_name(name) is expected
+    assert _columns._id_like_name(name) is expected
 
 
 def test_drop_and_keep_override_the_automatic_choices():
@@ -347,7 +348,7 @@ def test_thousands_separators_and_none_words():
     pre = TabularPreprocessor().fit(frame)
     assert pre.columns[0]["kind"] == "numeric" and pre.columns[0]["fill"] == pytest.approx((87 + 1099.5) / 2)
     assert pre.output_names[1:] == ["heating=NA", "heating=None", "heating=gas", "heating=null"]
-    values, bad = preprocessing._parse_numbers(pandas.Series(["1,234", "12,34", "1,234,567.5"]))
+    values, bad = _cells._parse_numbers(pandas.Series(["1,234", "12,34", "1,234,567.5"]))
     numpy.testing.assert_array_equal(bad, [False, True, False])
     assert values[0] == 1234 and values[2] == 1234567.5
 

@@ -1,6 +1,17 @@
 """Name -> class tables: build objects from a name, an instance or a saved config."""
 
 
+class Configurable:
+    """An object rebuilt from ``get_config()`` (its constructor's arguments), shown by them too."""
+
+    def get_config(self):
+        return {}
+
+    def __repr__(self):
+        args = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
 class Registry:
     """Builds objects of one kind from names; an unknown name is a ValueError listing the valid ones."""
 

@@ -8,10 +8,10 @@ in backward, so a layer need not keep ``z``.
 import math
 
 from ._checks import non_negative, positive
-from ._registry import Registry
+from ._registry import Configurable, Registry
 
 
-class Activation:
+class Activation(Configurable):
     """Base class: ``y = f(z)`` and its derivative."""
 
     name = "activation"
@@ -23,12 +23,6 @@ class Activation:
     def backward(self, backend, dy, z, y):
         raise NotImplementedError
 
-    def get_config(self):
-        return {}
-
-    def __repr__(self):
-        args = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
     def __eq__(self, other):
         return type(self) is type(other) and self.get_config() == other.get_config()

@@ -8,22 +8,16 @@ Glorot, He, LeCun and the fan-in uniform are presets of one variance-scaling rul
 import math
 
 from ._checks import finite, positive
-from ._registry import Registry
+from ._registry import Configurable, Registry
 from .backend import host_full
 
 
-class Initializer:
+class Initializer(Configurable):
     """Base class: ``init(shape, rng, fan_in, fan_out)`` returns a float64 host array."""
 
     def __call__(self, shape, rng, fan_in=None, fan_out=None):
         raise NotImplementedError
 
-    def get_config(self):
-        return {}
-
-    def __repr__(self):
-        args = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 def compute_fans(shape):

@@ -8,13 +8,13 @@ logits, which a model uses when its output layer ends in the matching softmax or
 
 from . import activations
 from ._checks import positive
-from ._registry import Registry
+from ._registry import Configurable, Registry
 from .backend import get_backend
 
 EPSILON = 1e-7
 
 
-class Loss:
+class Loss(Configurable):
     """Base class. ``sparse_targets`` is True when y_true holds class indices, not values."""
 
     name = "loss"
@@ -45,12 +45,6 @@ class Loss:
             and isinstance(activation, self.output_activation)
         )
 
-    def get_config(self):
-        return {}
-
-    def __repr__(self):
-        args = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class MeanSquaredError(Loss):

@@ -12,10 +12,10 @@ same operations in the same order as the array code below, so the results are bi
 
 from . import schedules
 from ._checks import fraction, non_negative, positive_or_none
-from ._registry import Registry
+from ._registry import Configurable, Registry
 
 
-class Optimizer:
+class Optimizer(Configurable):
     """Base class: learning rate (float or schedule), weight decay and gradient clipping."""
 
     name = "optimizer"
@@ -117,10 +117,6 @@ class Optimizer:
         self.iterations = int(scalars.get("iterations", 0))
         for name, value in slots.items():
             self.slots[name][...] = self._xp.asarray(value, dtype=self.slots[name].dtype)
-
-    def __repr__(self):
-        args = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class SGD(Optimizer):

@@ -3,10 +3,10 @@
 import math
 
 from ._checks import fraction, positive, positive_int
-from ._registry import Registry
+from ._registry import Configurable, Registry
 
 
-class LearningRateSchedule:
+class LearningRateSchedule(Configurable):
     """Base class: ``schedule(step)`` is the learning rate at ``step``."""
 
     def __call__(self, step):
@@ -14,10 +14,6 @@ class LearningRateSchedule:
 
     def get_config(self):
         raise NotImplementedError
-
-    def __repr__(self):
-        args = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class ExponentialDecay(LearningRateSchedule):

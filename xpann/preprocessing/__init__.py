@@ -21,8 +21,7 @@ This is host-side code: it works on pandas and NumPy objects, never on device ar
 imported only by the functions that need it, so ``import xpann`` stays fast.
 """
 
-from ._cells import _parse_numbers  # noqa: F401  (private; its tests reach it here)
-from ._columns import _id_like_name, id_columns  # noqa: F401  (_id_like_name: likewise)
+from ._columns import id_columns
 from ._features import TabularPreprocessor
 from ._messages import PreprocessingWarning
 from ._split import split_rows
