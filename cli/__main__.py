@@ -1,4 +1,4 @@
-"""``python -m cli``: the same as the ``xpann`` command."""
+"""``python -m xpann_cli``: the same as the ``xpann`` command."""
 
 from .main import main
 

@@ -8,7 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from xpann_cli.main import cli
 from xpann.backend import backend_status
 
 TINY = ["--batch-sizes", "4,16", "--hidden", "8,8", "--features", "5", "--classes", "3",

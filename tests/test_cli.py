@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 import xpann
-from cli.main import cli
+from xpann_cli.main import cli
 from xpann.backend import backend_status
 
 DATASETS = xpann.datasets.names()

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import xpann
-from cli.main import cli
+from xpann_cli.main import cli
 
 IRIS = xpann.datasets.csv_path("iris")
 

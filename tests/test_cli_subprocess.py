@@ -1,4 +1,4 @@
-"""The command line as a person runs it: a real process (``python -m cli``, the same program as
+"""The command line as a person runs it: a real process (``python -m xpann_cli``, the same program as
 the ``xpann`` script), default options, on every bundled data set."""
 
 import json
@@ -17,7 +17,7 @@ TARGET = xpann.datasets.TARGET_COLUMN
 
 def xpann_process(*args, cwd, ok=True):
     environment = {**os.environ, "XPANN_BACKEND": "numpy", "COLUMNS": "100"}
-    result = subprocess.run([sys.executable, "-m", "cli", *map(str, args)], cwd=cwd, env=environment,
+    result = subprocess.run([sys.executable, "-m", "xpann_cli", *map(str, args)], cwd=cwd, env=environment,
                             capture_output=True, text=True, timeout=120)
     if ok:
         assert result.returncode == 0, result.stdout + result.stderr
@@ -58,7 +58,7 @@ def test_a_mistake_in_a_real_process_is_one_line_on_standard_error(tmp_path):
     result = xpann_process("train", "nowhere.csv", "--target", "y", cwd=tmp_path, ok=False)
     assert result.returncode == 1
     assert result.stderr.strip() == "Error: No such file: nowhere.csv."
-    debug = subprocess.run([sys.executable, "-m", "cli", "--debug", "train", "nowhere.csv", "--target", "y"],
+    debug = subprocess.run([sys.executable, "-m", "xpann_cli", "--debug", "train", "nowhere.csv", "--target", "y"],
                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert debug.returncode != 0 and "Traceback" in debug.stderr
 
@@ -79,7 +79,7 @@ def test_a_reader_that_stops_early_is_not_an_error(tmp_path):
     rows = pandas.read_csv(xpann.datasets.csv_path("iris"))
     pandas.concat([rows] * 40).to_csv(tmp_path / "many.csv", index=False)  # 6,000 rows: more than a pipe holds
     environment = {**os.environ, "XPANN_BACKEND": "numpy"}
-    process = subprocess.Popen([sys.executable, "-m", "cli", "predict", "m.npz", "many.csv"], cwd=tmp_path,
+    process = subprocess.Popen([sys.executable, "-m", "xpann_cli", "predict", "m.npz", "many.csv"], cwd=tmp_path,
                                env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     first = [process.stdout.readline() for _ in range(2)]
     process.stdout.close()

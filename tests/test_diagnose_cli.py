@@ -7,7 +7,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from xpann_cli.main import cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
