@@ -7,12 +7,14 @@ still succeeds. ``--json`` writes every figure with the environment it was measu
 
 import json
 import math
-import os
 
 import click
 
 from xpann import benchmarking, optimizers
 from xpann.backend import backend_status
+from xpann.io import atomic_write
+
+from . import data, report
 
 BACKENDS = ("numpy", "cupy")
 POOL_VALUES = 2**24
@@ -82,6 +84,8 @@ def _threads(row):
 def bench(backends, batch_sizes, hidden, features, classes, optimizer, dtype, steps, repeats, warmup, seed,
           json_path):
     """Training throughput of an MLP per batch size on each backend, with the GPU/CPU crossover."""
+    if json_path:
+        data.check_writable(json_path, "JSON results")
     names = _backend_names(backends)
     batch_sizes = sorted(set(_positive_ints(batch_sizes, "--batch-sizes")))
     hidden = _positive_ints(hidden, "--hidden")
@@ -100,7 +104,7 @@ def bench(backends, batch_sizes, hidden, features, classes, optimizer, dtype, st
 
     sizes = " -> ".join(str(width) for width in [features, *hidden, classes])
     click.echo(f"xpann bench: MLP {sizes} (ReLU, softmax + cross-entropy), {optimizer}, {dtype}; "
-               f"{steps} steps x {repeats} repeats after {warmup} warm-up steps, medians")
+               f"{report.count(steps, 'step')} x {report.count(repeats, 'repeat')} after {report.count(warmup, 'warm-up step')}, medians")
     for name in names:
         device = environment["backends"][name]
         if not device["available"]:
@@ -169,9 +173,7 @@ def bench(backends, batch_sizes, hidden, features, classes, optimizer, dtype, st
             "speedup_gpu_over_cpu": {str(batch): value for batch, value in speedup.items()},
             "crossover_batch_size": crossover,
         }
-        folder = os.path.dirname(os.path.abspath(json_path))
-        os.makedirs(folder, exist_ok=True)
-        with open(json_path, "w", encoding="utf-8") as handle:
+        with atomic_write(json_path, text=True) as handle:
             json.dump(document, handle, indent=1)
             handle.write("\n")
         click.echo(f"Wrote {json_path}")

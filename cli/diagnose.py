@@ -103,7 +103,7 @@ def _setup(ctx, param, values):
               help="Multiply the initial weights' spread by this factor (2: twice too large).")
 @click.option("--optimizer", default="sgd", show_default=True,
               callback=options.checked_name(xpann.optimizers.get), help="Optimizer name.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True,
+@click.option("--lr", type=float, default=0.01, show_default=True, callback=options.learning_rate,
               help="Learning rate.")
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
@@ -143,7 +143,7 @@ def diagnose(data_file, target, dataset, depth, width, activation, init, init_sc
                + (f" of {len(encoder.classes)} classes." if encoder.task == "classification" else "."))
     click.echo(f"Network: {x.shape[1]} -> {depth} x {width} hidden -> {encoder.n_outputs} "
                f"{encoder.output_activation}; {optimizer} lr {lr:g}, batch {batch_size} ({steps} steps an epoch), "
-               f"{epochs} epochs, seed {seed}, {report.describe_backend(backend)}.")
+               f"{report.count(epochs, 'epoch')}, seed {seed}, {report.describe_backend(backend)}.")
     baseline = _constant_guess_loss(y, encoder)
     results = [_train(setup, x, y, encoder, depth, width, optimizer, lr, epochs, batch_size, seed, backend, baseline)
                for setup in chosen]

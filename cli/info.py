@@ -95,6 +95,9 @@ def collect():
     return facts
 
 
+PLOT_HINT = " (xpann train --plot needs it: pip install 'xpann[plot]')"
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON.")
 def info(as_json):
@@ -113,8 +116,8 @@ def info(as_json):
         f"Platform    {facts['platform']}",
         f"NumPy       {facts['numpy']}",
         f"pandas      {facts['pandas'] or missing}",
-        f"matplotlib  {facts['matplotlib'] or missing + ' (xpann train --plot needs it: pip install xpann[plot])'}",
-        f"numba       {facts['numba'] or missing + ' (optional: pip install xpann[jit] fuses the CPU updates)'}",
+        f"matplotlib  {facts['matplotlib'] or missing + PLOT_HINT}",
+        f"numba       {facts['numba'] or missing}",
         f"Fused CPU kernels: {facts['fused_kernels']}",
     ]
     for entry in facts["blas"] or [{"library": "unknown", "version": None, "threads": None}]:

@@ -1,5 +1,6 @@
 """Option callbacks and helpers shared by the commands."""
 
+import math
 import os
 
 import click
@@ -18,6 +19,13 @@ def checked_name(build):
         return value.strip().lower()
 
     return callback
+
+
+def learning_rate(ctx, param, value):
+    """A Click callback accepting only a finite learning rate > 0."""
+    if not math.isfinite(value) or value <= 0:
+        raise click.BadParameter(f"{value!r} is not a learning rate: give a finite number > 0 (e.g. 0.001).")
+    return value
 
 
 def plotting(path):

@@ -100,3 +100,8 @@ def warnings_as_messages(held=()):
                 if text not in seen:
                     seen.add(text)
                     click.echo(f"Warning: {text}", err=True)
+
+
+def count(number, noun):
+    """ "1 epoch", "3 epochs": the number and the noun, plural unless the number is 1."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

@@ -40,12 +40,6 @@ def _widths(ctx, param, value):
     return widths
 
 
-def _learning_rate(ctx, param, value):
-    if not math.isfinite(value) or value <= 0:
-        raise click.BadParameter(f"{value!r} is not a learning rate: give a finite number > 0 (e.g. 0.001).")
-    return value
-
-
 def _names(ctx, param, values):
     """--drop a,b --drop c -> ["a", "b", "c"]."""
     names = [name.strip() for value in values for name in value.split(",")]
@@ -77,7 +71,7 @@ def _names(ctx, param, values):
               callback=options.checked_name(xpann.initializers.get), help="Hidden-layer kernel initializer.")
 @click.option("--optimizer", default="adam", metavar="NAME", show_default=True,
               callback=options.checked_name(xpann.optimizers.get), help="Optimizer name.")
-@click.option("--lr", type=float, default=0.001, show_default=True, callback=_learning_rate,
+@click.option("--lr", type=float, default=0.001, show_default=True, callback=options.learning_rate,
               help="Learning rate.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help=f"Passes over the training rows [default: {DEFAULT_EPOCHS}; small data sets get more, "
@@ -171,7 +165,7 @@ def train(data_file, target, dataset, task, drop, keep, hidden, activation, init
         keeping = "; the model keeps the weights of the epoch with the lowest val_loss"
     else:
         keeping = f"; stop after {patience} epochs without a better val_loss and keep the best epoch's weights"
-    click.echo(f"Training: {optimizer} lr {lr:g}, batch {batch_size}, {epochs} epochs{note}{keeping}.")
+    click.echo(f"Training: {optimizer} lr {lr:g}, batch {batch_size}, {report.count(epochs, 'epoch')}{note}{keeping}.")
     click.echo(f"Backend: {report.describe_backend(model.backend)}.")
     if task == "regression":
         click.echo(f"(The per-epoch loss, mae and rmse are on the standardised target; the table at the end "
@@ -199,7 +193,7 @@ def train(data_file, target, dataset, task, drop, keep, hidden, activation, init
                        f"({stopper.best:.4f}).")
     _final_table(model, encoder, (x_train, y_train), held_out)
     samples = len(training) * epochs_run
-    click.echo(f"Time: {seconds:.2f} s for {epochs_run} epochs, {samples / max(seconds, 1e-9):,.0f} samples/s "
+    click.echo(f"Time: {seconds:.2f} s for {report.count(epochs_run, 'epoch')}, {samples / max(seconds, 1e-9):,.0f} samples/s "
                f"on {report.describe_backend(model.backend)}.")
     if plot:
         _plot(pyplot, history.history, encoder, plot)

@@ -89,3 +89,9 @@ def test_bad_arguments_are_one_clear_message(arguments, message):
     assert result.exit_code != 0
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_an_unwritable_json_path_fails_before_measuring(tmp_path):
+    result = CliRunner().invoke(cli, ["bench", *TINY, "--json", str(tmp_path / "missing" / "r.json")])
+    assert result.exit_code != 0
+    assert "does not exist" in result.output and "numpy samples/s" not in result.output

@@ -92,3 +92,10 @@ def test_plot_without_matplotlib_says_how_to_install_it(monkeypatch, tmp_path):
     result = run("--epochs", "1", "--depth", "2", "--plot", str(tmp_path / "g.png"))
     assert result.exit_code == 1
     assert "pip install 'xpann[plot]'" in result.output
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "0"])
+def test_a_learning_rate_that_is_not_finite_and_positive_names_lr(value):
+    result = CliRunner().invoke(cli, ["diagnose", "--lr", value])
+    assert result.exit_code == 2
+    assert "--lr" in result.output

@@ -14,9 +14,9 @@ import statistics
 import sys
 import time
 
-from .backend import backend_status, resolve_backend
+from .backend import backend_status, fused_kernels_status, resolve_backend
 
-LIBRARIES = ("numpy", "cupy", "cupy-cuda12x", "cupy-cuda13x", "threadpoolctl", "click", "torch",
+LIBRARIES = ("numpy", "cupy", "cupy-cuda12x", "cupy-cuda13x", "threadpoolctl", "click", "numba", "torch",
              "scikit-learn", "scipy")
 """Packages whose installed versions an environment report lists (when installed)."""
 
@@ -77,6 +77,7 @@ def environment(backends=("numpy", "cupy")):
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "libraries": library_versions(),
+        "fused_cpu_kernels": fused_kernels_status() or "on",
         "backends": devices,
     }
 

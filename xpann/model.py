@@ -62,6 +62,10 @@ class Sequential:
         if input_dim is not None:
             self.build(input_dim)
 
+    def __repr__(self):
+        layers = ", ".join(repr(layer) for layer in self.layers)
+        return f"Sequential([{layers}], input_dim={self.input_dim}, dtype={self.dtype!r})"
+
     # ----- structure -------------------------------------------------------------------------
 
     def add(self, layer):

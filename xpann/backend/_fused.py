@@ -58,7 +58,8 @@ def _load():
         try:
             from ._fused_kernels import KERNELS
         except ImportError as error:
-            _UNAVAILABLE = f"numba is not installed ({error}); pip install 'xpann[jit]'"
+            _UNAVAILABLE = ("off: numba is not installed (pip install 'xpann[jit]')" if error.name == "numba"
+                            else f"off: numba fails to import ({error})")
             return None
         _KERNELS = KERNELS
     return _KERNELS
