@@ -103,6 +103,14 @@ def training_source(data_file, dataset, target, default_dataset, command):
     return dataset_path(dataset), target or xpann.datasets.TARGET_COLUMN, dataset
 
 
+def rows_with_target(frame, target, path):
+    """(the rows of ``frame`` whose ``target`` cell is filled, how many were not)."""
+    present = frame[target].notna()
+    if not present.any():
+        raise ValueError(f"The target column {target!r} of {path} is empty in every row.")
+    return frame[present], int((~present).sum())
+
+
 def input_file(data_file, dataset):
     """The CSV to read for ``DATA.csv`` or ``--dataset NAME`` (exactly one of them)."""
     if data_file and dataset:

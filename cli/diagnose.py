@@ -114,8 +114,7 @@ def _setup(ctx, param, values):
               help="With --compare: a set-up to run instead of the default ones (repeatable).")
 @click.option("--plot", metavar="FILE.png", help="Draw per-layer gradient norms against epoch (needs xpann[plot]).")
 @click.option("--json", "json_path", metavar="FILE", help="Write the per-layer records as JSON.")
-@click.option("--backend", type=click.Choice(["numpy", "cupy", "auto"], case_sensitive=False), default=None,
-              help="numpy (CPU), cupy (GPU) or auto [default: $XPANN_BACKEND, else numpy].")
+@options.backend
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 def diagnose(data_file, target, dataset, depth, width, activation, init, init_scale, optimizer, lr, epochs,
              batch_size, compare, setups, plot, json_path, backend, seed):
@@ -169,9 +168,7 @@ def _load(data_file, dataset, target):
     source = os.path.basename(str(path)) if bundled is None else f"bundled data set {bundled!r}"
     frame = data.read_csv(path)
     data.require_column(frame, target, path, what="Target column")
-    frame = frame[frame[target].notna()]
-    if len(frame) == 0:
-        raise ValueError(f"The target column {target!r} is empty in every row.")
+    frame, _ = data.rows_with_target(frame, target, path)
     task, _ = preprocessing.infer_task(frame[target])
     features = [column for column in frame.columns if column != target]
     with warnings.catch_warnings():

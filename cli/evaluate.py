@@ -8,7 +8,7 @@ import click
 
 import xpann
 
-from . import data, report
+from . import data, options, report
 from .model_file import TabularModel
 
 
@@ -20,8 +20,7 @@ from .model_file import TabularModel
 @click.option("--target", "-t", metavar="COLUMN", help="The column holding the true values [default: the one "
                                                        "the model was trained on].")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-@click.option("--backend", type=click.Choice(["numpy", "cupy", "auto"], case_sensitive=False), default=None,
-              help="numpy (CPU), cupy (GPU) or auto [default: $XPANN_BACKEND, else numpy].")
+@options.backend
 def evaluate(model_file, data_file, dataset, target, as_json, backend):
     """Loss and metrics of MODEL on a labelled DATA.csv (or a bundled --dataset).
 
@@ -47,11 +46,7 @@ def evaluate(model_file, data_file, dataset, target, as_json, backend):
                    "rows, so the metrics overstate how well it does on new data.", err=True)
     encoder = copy.copy(loaded.target)
     encoder.name = target  # messages name the column given
-    present = frame[target].notna()
-    skipped = int((~present).sum())
-    if not present.any():
-        raise ValueError(f"The target column {target!r} of {path} is empty in every row.")
-    frame = frame[present]
+    frame, skipped = data.rows_with_target(frame, target, path)
     x = loaded.transform(frame, path)
     try:
         y = encoder.transform(frame[target])

@@ -8,6 +8,12 @@ import click
 from . import data
 
 
+backend = click.option(
+    "--backend", type=click.Choice(["numpy", "cupy", "auto"], case_sensitive=False), default=None,
+    help="numpy (CPU), cupy (GPU) or auto [default: $XPANN_BACKEND, else numpy].")
+"""The --backend option every command that runs a model takes."""
+
+
 def checked_name(build):
     """A Click callback that builds the named object once, so a bad name fails before any work."""
 

@@ -4,7 +4,7 @@ import click
 
 import xpann
 
-from . import data
+from . import data, options
 from .model_file import TabularModel
 
 
@@ -14,8 +14,7 @@ from .model_file import TabularModel
 @click.option("--dataset", metavar="NAME", help="Predict for the rows of a bundled data set (the CSV that "
                                                 "xpann train --dataset NAME reads) instead of a CSV file.")
 @click.option("--out", metavar="FILE.csv", help="Where to write the predictions [default: standard output].")
-@click.option("--backend", type=click.Choice(["numpy", "cupy", "auto"], case_sensitive=False), default=None,
-              help="numpy (CPU), cupy (GPU) or auto [default: $XPANN_BACKEND, else numpy].")
+@options.backend
 def predict(model_file, data_file, dataset, out, backend):
     """Predict for every row of DATA.csv (or a bundled --dataset) with MODEL.
 

@@ -82,8 +82,7 @@ def _names(ctx, param, values):
                    "keeps the weights of the epoch with the lowest validation loss.")
 @click.option("--patience", type=click.IntRange(min=0), default=None,
               help="Stop after this many epochs without a better validation loss [default: run every epoch].")
-@click.option("--backend", type=click.Choice(["numpy", "cupy", "auto"], case_sensitive=False), default=None,
-              help="numpy (CPU), cupy (GPU) or auto [default: $XPANN_BACKEND, else numpy].")
+@options.backend
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seeds the split, the initial weights and the shuffles.")
 @click.option("--out", default="model.npz", show_default=True, metavar="FILE.npz", help="Where to save the model.")
@@ -113,7 +112,7 @@ def train(data_file, target, dataset, task, drop, keep, hidden, activation, init
     frame = table.frame
     data.require_column(frame, target, path, what="Target column")
     features = _features(frame, target, drop, keep, path)
-    frame, dropped_rows = _rows_with_target(frame, target)
+    frame, dropped_rows = data.rows_with_target(frame, target, path)
     notes = f" ({'; '.join(table.notes)})" if table.notes else ""
     click.echo(f"Data: {source}: {len(frame) + dropped_rows:,} rows, {len(frame.columns):,} columns{notes}.")
     if dropped_rows:
@@ -259,13 +258,6 @@ def _source(data_file, dataset, target):
                    "(xpann train DATA.csv --target COLUMN trains on yours).")
     path, target, bundled = data.training_source(data_file, dataset, target, DEFAULT_DATASET, "xpann train")
     return path, target, path if bundled is None else f"bundled data set {bundled!r} ({path})"
-
-
-def _rows_with_target(frame, target):
-    present = frame[target].notna()
-    if not present.any():
-        raise ValueError(f"The target column {target!r} is empty in every row.")
-    return frame[present], int((~present).sum())
 
 
 def _task(series, requested):
