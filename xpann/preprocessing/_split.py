@@ -35,6 +35,8 @@ def split_rows(n, validation_fraction, seed=None, labels=None):
             single = sum(len(group) == 1 for group in groups)
             if single == len(groups):
                 detail = f"each of the {len(groups)} classes has a single row, which must stay in training"
+            elif single == 0:
+                detail = f"each of the {len(groups)} classes is too small to give one"
             else:
                 detail = (f"{single} of the {len(groups)} classes have a single row, which must stay in training, "
                           "and the others are too small to give one")
