@@ -139,6 +139,11 @@ def info(as_json):
     if facts["default_backend_error"]:
         lines.append(f"Default backend: INVALID: {facts['default_backend_error']}")
     else:
-        lines.append(f"Default backend: {facts['default_backend']}"
-                     + (" (from XPANN_BACKEND)" if os.environ.get("XPANN_BACKEND") else " (set XPANN_BACKEND to change)"))
+        default = facts["default_backend"]
+        state = facts["backends"].get(default)
+        warning = " - unavailable here (see above): commands that train or load a model will fail" if (
+            state and not state["available"]) else ""
+        lines.append(f"Default backend: {default}"
+                     + (" (from XPANN_BACKEND)" if os.environ.get("XPANN_BACKEND") else " (set XPANN_BACKEND to change)")
+                     + warning)
     click.echo("\n".join(lines))
