@@ -48,3 +48,14 @@ def positive_int(name, value, minimum=1):
             or value < minimum:
         raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}.")
     return int(value)
+
+
+DTYPES = ("float32", "float64")
+
+
+def float_dtype(dtype):
+    """The name of a float dtype xpann computes in ("float32" or "float64"), from a name or a dtype."""
+    name = getattr(dtype, "__name__", None) or str(dtype)  # "float64", numpy.float64, numpy.dtype
+    if name not in DTYPES:
+        raise ValueError(f"Unknown dtype {dtype!r}; valid dtypes are {', '.join(DTYPES)}.")
+    return name

@@ -10,12 +10,11 @@ import numbers
 
 from . import _inputs, callbacks as callbacks_module, io, layers as layers_module, losses, optimizers
 from . import metrics as metrics_module
-from ._checks import fraction, positive_int
+from ._checks import float_dtype, fraction, positive_int
 from .backend import host_array, host_generator, resolve_backend
 from .backend._registry import BACKEND_NAMES
 from .parameters import ParameterBuffer
 
-DTYPES = ("float32", "float64")
 EVALUATION_BATCH = 8192
 _FEATURES_ONLY = object()  # _prepare's marker for "x only" (a y of None is a user mistake)
 
@@ -33,10 +32,7 @@ class Sequential:
         if backend is not None and not isinstance(backend, str) and not (
                 hasattr(backend, "xp") and hasattr(backend, "to_numpy")):
             raise ValueError(f"backend must be a name ({', '.join(BACKEND_NAMES)}) or a Backend, not {backend!r}.")
-        dtype_name = getattr(dtype, "__name__", None) or str(dtype)  # "float64", numpy.float64, numpy.dtype
-        if dtype_name not in DTYPES:
-            raise ValueError(f"Unknown dtype {dtype!r}; valid dtypes are {', '.join(DTYPES)}.")
-        dtype = dtype_name
+        dtype = float_dtype(dtype)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
             raise ValueError(f"seed must be a whole number >= 0 or None, got {seed!r}.")
         seed = None if seed is None else int(seed)

@@ -7,8 +7,7 @@ import math
 
 import numpy
 
-from .._checks import fraction, non_negative, positive_int
-from ..model import DTYPES
+from .._checks import float_dtype, fraction, non_negative, positive_int
 
 
 def _common(n_samples, n_features, n_informative, seed, dtype):
@@ -21,9 +20,7 @@ def _common(n_samples, n_features, n_informative, seed, dtype):
     n_informative = int(n_informative)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ValueError(f"seed must be a whole number >= 0 or None, got {seed!r}.")
-    if str(dtype) not in DTYPES:
-        raise ValueError(f"Unknown dtype {dtype!r}; valid dtypes are {', '.join(DTYPES)}.")
-    return n_samples, n_features, n_informative, numpy.random.default_rng(seed), str(dtype)
+    return n_samples, n_features, n_informative, numpy.random.default_rng(seed), float_dtype(dtype)
 
 
 def make_classification(n_samples=1000, n_features=20, n_informative=None, n_classes=2, class_sep=1.0,
