@@ -27,8 +27,8 @@ PARALLEL_MIN_WORK = 2**21
 
 Measured over whole training steps (fit of a two-hidden-layer ReLU MLP, widths 64 to 512, batch
 sizes 32 to 1024) on a 2-core AMD EPYC (Zen 5) with OpenBLAS 0.3.31, idle otherwise: two threads
-gave 0.97-1.07x at m*n*k up to 1M (batch 64 x 128 x 128), 1.14-1.36x at 2M, 1.2-1.5x at 4M-16M
-and 1.5-1.7x from 32M. Below 2M the gain is within the noise and not worth the risk of a stall."""
+gave 0.97-1.10x at m*n*k up to 1M (batch 64 x 128 x 128), 1.14-1.36x at 2M, 1.2-1.5x at 4M-16M
+and 1.5-1.7x from 32M. Below 2M the gain is small and not worth the risk of a stall."""
 
 CHECK_INTERVAL = 0.1
 """Seconds between two samples of how many cores other processes keep busy (the kernel counts CPU
