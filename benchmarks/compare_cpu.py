@@ -349,8 +349,8 @@ def environment():
                          "parallel": torch.__config__.parallel_info().splitlines()[-1].strip()}
     except ImportError:
         pass
-    info["blas_pools"] = [{key: pool.get(key) for key in ("internal_api", "version", "architecture", "num_threads",
-                                                           "filepath")}
+    info["blas_pools"] = [{**{key: pool.get(key) for key in ("internal_api", "version", "architecture", "num_threads")},
+                           "library_file": os.path.basename(pool.get("filepath") or "")}
                           for pool in threadpool_info() if pool["user_api"] == "blas"]
     info["environment_variables"] = {name: os.environ.get(name) for name in (
         "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
