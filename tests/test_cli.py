@@ -11,22 +11,12 @@ from click.testing import CliRunner
 
 import xpann
 from xpann_cli.main import cli
+
+from cli_runner import run
 from xpann.backend import backend_status
 
 DATASETS = xpann.datasets.names()
 TARGET = xpann.datasets.TARGET_COLUMN
-
-
-def run(*args, ok=True):
-    """Run ``xpann ARGS``; with ``ok`` the command must succeed, else it must fail cleanly."""
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, result.output
-    else:
-        assert result.exit_code != 0, result.output
-        assert "Traceback" not in result.output
-        assert isinstance(result.exception, SystemExit), result.exception  # a message, not a crash
-    return result
 
 
 def split_csv(frame, folder, name):
@@ -245,7 +235,6 @@ def test_backend_cupy(tmp_path):
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: {reason}"
     assert "pip install" in result.output and not (tmp_path / "m.npz").exists()
-
 
 
 # ----- what the commands report -----------------------------------------------------------------

@@ -12,16 +12,7 @@ from click.testing import CliRunner
 import xpann
 from xpann_cli.main import cli
 
-
-def run(*args, ok=True):
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, result.output
-    else:
-        assert result.exit_code != 0, result.output
-        assert isinstance(result.exception, SystemExit), repr(result.exception)
-        assert "Traceback" not in result.output
-    return result
+from cli_runner import run
 
 
 def houses(n=200, seed=0):
