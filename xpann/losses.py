@@ -196,6 +196,9 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
         step uses it; any other caller gets fresh arrays."""
         xp = backend.xp
         space = self._space(xp, logits) if reuse else _SoftmaxSpace(xp, logits)
+        kernel = getattr(backend, "fused_kernel", lambda name: None)("sparse_softmax_crossentropy")
+        if kernel is not None and kernel(logits, y_true, space.grad, space.per_sample):  # one pass (GPU)
+            return xp.dot(space.per_sample, space.weights), space.grad
         n = space.n
         shifted = xp.subtract(logits, logits.max(axis=-1, keepdims=True), out=space.shifted)
         grad = xp.exp(shifted, out=space.grad)

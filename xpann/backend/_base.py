@@ -68,8 +68,9 @@ class Backend:
         return None
 
     def fused_kernel(self, name):
-        """A compiled element-wise kernel (see ``_fused``: bias_relu, relu, relu_backward) that
-        gives bitwise the array code's result in one pass, or None where this backend has none."""
+        """A compiled kernel for one pass of the training step, or None where this backend has none:
+        bias_relu, relu and relu_backward (bitwise the array code's result; numba on the CPU, CuPy
+        on a GPU) and sparse_softmax_crossentropy (GPU only; see ``_cupy_kernels``)."""
         return None
 
     def take_rows(self, x, rows, out=None):

@@ -83,9 +83,30 @@ class CupyBackend(Backend):
     def synchronize(self):
         self.xp.cuda.Device().synchronize()
 
+    def fused_update(self, name, params):
+        kernels = _kernels()
+        if kernels is None or params.ndim != 1 or params.dtype.kind != "f" or not params.flags.c_contiguous:
+            return None
+        return kernels.OPTIMIZERS.get(name)
+
+    def fused_kernel(self, name):
+        kernels = _kernels()
+        return None if kernels is None else kernels.LAYER_KERNELS.get(name)
+
     def erfc(self, x):
         if self._erfc is None:
             from cupyx.scipy.special import erfc
 
             self._erfc = erfc
         return self._erfc(x)
+
+
+def _kernels():
+    """The module of CuPy kernels (``_cupy_kernels``), or None when ``XPANN_FUSED`` turns them off."""
+    from . import _fused
+
+    if not _fused.enabled():
+        return None
+    from . import _cupy_kernels
+
+    return _cupy_kernels

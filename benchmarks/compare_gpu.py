@@ -1,0 +1,304 @@
+"""Side by side on one GPU, in one process: the same training in xpann (CuPy backend, through
+``model.fit``) and PyTorch (eager, CUDA), as compare_cpu.py does on the CPU.
+
+Same layer sizes, initial weights (xpann's, copied), data (uploaded to the GPU once), optimizer and
+hyperparameters, batch size, float32 (no TF32 in either) and a shuffle per epoch. xpann runs twice:
+with its CuPy kernels (one launch for the optimizer update, each ReLU pass and the softmax
+cross-entropy) and with its array code alone (``XPANN_FUSED=0``). PyTorch runs with its default
+optimizer implementation (foreach on CUDA) and, for Adam, also with ``fused=True``; it gathers each
+epoch's shuffled data once and slices batches from it, the cheapest eager idiom. The device is
+synchronised around every timed run; the runs take turns and each figure is a median. The same run
+times the step's matrix products alone on the GPU (cuBLAS through CuPy, row-major operands).
+
+    python benchmarks/compare_gpu.py                      # results to benchmarks/results/
+    python benchmarks/compare_gpu.py --quick --no-save    # a short smoke run
+    python benchmarks/compare_gpu.py --profile --no-save  # where xpann's host time goes, first
+"""
+
+import argparse
+import datetime
+import json
+import math
+import os
+import statistics
+import sys
+import time
+
+import numpy
+
+import xpann
+from xpann import benchmarking
+
+from compare_cpu import CONFIGS, LABEL_NOISE, OPTIMIZERS, _environment, step_products
+
+BATCHES = {"tabular-small": (64, 1024), "mnist-like": (256, 4096)}
+"""Batch sizes per configuration: the issue's (launch-bound for tabular-small) and a large one."""
+MIN_STEPS = 256
+"""Each timed run trains at least this many steps (several epochs at large batch sizes)."""
+
+
+class XpannGpu:
+    def __init__(self, config, optimizer, batch, x, y, kernels=True):
+        self.name = "xpann" if kernels else "xpann_array_code"
+        self.flag = None if kernels else "0"
+        self.batch = batch
+        with _environment("XPANN_FUSED", self.flag):
+            self.model = benchmarking.build_mlp(config["features"], config["hidden"], config["classes"],
+                                                optimizer=_xpann_optimizer(optimizer), backend="cupy", seed=0)
+        self.backend = self.model.backend
+        self.x, self.y = self.backend.asarray(x), self.backend.asarray(y)
+
+    def initial_weights(self):
+        return self.model.get_weights()
+
+    def run(self, epochs):
+        with _environment("XPANN_FUSED", self.flag):
+            self.model.fit(self.x, self.y, epochs=epochs, batch_size=self.batch, shuffle=True, verbose=0)
+
+    def kernels_used(self):
+        return {"optimizer": self.model.optimizer._fused is not None,
+                "relu": all(getattr(layer, "_fused_relu", None) is not None for layer in self.model.layers[:-1])}
+
+    def synchronize(self):
+        self.backend.synchronize()
+
+    def loss(self):
+        return self.model.evaluate(self.x, self.y)["loss"]
+
+
+def _xpann_optimizer(name):
+    options = OPTIMIZERS[name]
+    return xpann.optimizers.SGD(**options) if name == "sgd" else xpann.optimizers.Adam(**options)
+
+
+class TorchGpu:
+    def __init__(self, config, optimizer, batch, x, y, weights, fused=False):
+        import torch
+
+        self.torch, self.batch = torch, batch
+        self.name = "torch_fused" if fused else "torch"
+        torch.backends.cuda.matmul.allow_tf32 = False
+        device = torch.device("cuda")
+        self.x = torch.from_numpy(x).to(device)
+        self.y = torch.from_numpy(y.astype(numpy.int64)).to(device)
+        sizes = [config["features"], *config["hidden"], config["classes"]]
+        modules = []
+        for index in range(len(sizes) - 1):
+            linear = torch.nn.Linear(sizes[index], sizes[index + 1])
+            with torch.no_grad():
+                linear.weight.copy_(torch.from_numpy(numpy.ascontiguousarray(weights[2 * index].T)))
+                linear.bias.copy_(torch.from_numpy(weights[2 * index + 1]))
+            modules.append(linear)
+            if index < len(sizes) - 2:
+                modules.append(torch.nn.ReLU())
+        self.model = torch.nn.Sequential(*modules).to(device)
+        options = OPTIMIZERS[optimizer]
+        if optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(self.model.parameters(), lr=options["learning_rate"])
+        else:
+            extra = {"fused": True} if fused else {}
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options["learning_rate"],
+                                              betas=(options["beta_1"], options["beta_2"]), eps=options["epsilon"],
+                                              **extra)
+        self.generator = torch.Generator(device=device).manual_seed(0)
+
+    def run(self, epochs):
+        torch = self.torch
+        n, batch = self.x.shape[0], self.batch
+        loss_function = torch.nn.functional.cross_entropy
+        for _ in range(epochs):
+            order = torch.randperm(n, generator=self.generator, device=self.x.device)
+            x_epoch, y_epoch = self.x[order], self.y[order]
+            for start in range(0, n, batch):
+                self.optimizer.zero_grad(set_to_none=True)
+                loss = loss_function(self.model(x_epoch[start:start + batch]), y_epoch[start:start + batch])
+                loss.backward()
+                self.optimizer.step()
+
+    def synchronize(self):
+        self.torch.cuda.synchronize()
+
+    def loss(self):
+        with self.torch.no_grad():
+            return float(self.torch.nn.functional.cross_entropy(self.model(self.x), self.y))
+
+
+def measure(config_name, optimizer, batch, repeats, libraries, cupy_backend):
+    config = {**CONFIGS[config_name], "batch": batch}
+    x, y = benchmarking.classification_data(config["features"], config["classes"], config["samples"], seed=0,
+                                            noise=LABEL_NOISE)
+    steps_per_epoch = math.ceil(config["samples"] / batch)
+    epochs = max(1, math.ceil(MIN_STEPS / steps_per_epoch))
+    runners = [XpannGpu(config, optimizer, batch, x, y)]
+    weights = runners[0].initial_weights()
+    if "xpann_array_code" in libraries:
+        runners.append(XpannGpu(config, optimizer, batch, x, y, kernels=False))
+    if "torch" in libraries:
+        runners.append(TorchGpu(config, optimizer, batch, x, y, weights))
+        if optimizer == "adam":
+            runners.append(TorchGpu(config, optimizer, batch, x, y, weights, fused=True))
+    for runner in runners:  # warm-up: CUDA context, kernel compilation, first allocations
+        runner.run(1)
+        runner.synchronize()
+    times = {runner.name: [] for runner in runners}
+    for repeat in range(repeats):
+        turn = repeat % len(runners)
+        for runner in runners[turn:] + runners[:turn]:
+            runner.synchronize()
+            start = time.perf_counter()
+            runner.run(epochs)
+            runner.synchronize()
+            times[runner.name].append(time.perf_counter() - start)
+    products = [(m, n, k) for m, n, k, _ in step_products(config)]
+    alone = benchmarking.products_time(cupy_backend, products, repeats=7)
+    steps = epochs * steps_per_epoch
+    result = {
+        "config": config_name, "features": config["features"], "hidden": list(config["hidden"]),
+        "classes": config["classes"], "samples": config["samples"], "batch": batch, "optimizer": optimizer,
+        "epochs_per_repeat": epochs, "steps_per_repeat": steps, "step_flops": benchmarking.product_flops(products),
+        "step_products_seconds": alone, "xpann_kernels": runners[0].kernels_used(), "libraries": {},
+    }
+    for runner in runners:
+        seconds = statistics.median(times[runner.name])
+        result["libraries"][runner.name] = {
+            "seconds": times[runner.name],
+            "samples_per_second": epochs * config["samples"] / seconds,
+            "step_seconds": seconds / steps,
+            "step_over_products_alone": seconds / steps / alone,
+            "final_training_loss": runner.loss(),
+        }
+    base = result["libraries"]["xpann"]["samples_per_second"]
+    result["xpann_speedup"] = {name: base / entry["samples_per_second"]
+                               for name, entry in result["libraries"].items() if name != "xpann"}
+    return result
+
+
+def profile_fit(config_name, optimizer, batch, top=30):
+    """cProfile of xpann's fit on the GPU (host time: a small model's step is bound by it)."""
+    import cProfile
+    import pstats
+
+    config = {**CONFIGS[config_name], "batch": batch}
+    x, y = benchmarking.classification_data(config["features"], config["classes"], config["samples"], seed=0,
+                                            noise=LABEL_NOISE)
+    runner = XpannGpu(config, optimizer, batch, x, y)
+    runner.run(1)
+    runner.synchronize()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    runner.run(2)
+    runner.synchronize()
+    profiler.disable()
+    print(f"Host time of xpann's fit, {config_name} batch {batch} {optimizer}, 2 epochs "
+          f"({2 * math.ceil(config['samples'] / batch)} steps):")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
+
+
+def environment():
+    info = benchmarking.environment(("numpy", "cupy"))
+    try:
+        import torch
+
+        info["torch"] = {"version": torch.__version__, "cuda": torch.version.cuda,
+                         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    except ImportError:
+        pass
+    return info
+
+
+def markdown(results, info, gemm_rate, title):
+    gpu = info["backends"]["cupy"]
+    versions = info["libraries"]
+    lines = [
+        f"# {title}",
+        "",
+        f"- Date: {info['date']}",
+        f"- GPU: {gpu.get('gpu')} ({gpu.get('memory_gib')} GiB), CUDA runtime {gpu.get('cuda_runtime')}, driver "
+        f"{gpu.get('cuda_driver')}; float32 GEMM rate through CuPy {gemm_rate / 1e12:.1f} TFLOP/s (4096^3, no TF32)",
+        f"- Host: {info['cpu']}, {info['cores']} cores, {info['platform']}",
+        f"- Versions: xpann {versions.get('xpann')}, cupy {gpu.get('cupy')}, numpy {versions.get('numpy')}, "
+        f"torch {info.get('torch', {}).get('version')}, Python {info['python']}",
+        f"- Figures: medians of {len(results[0]['libraries']['xpann']['seconds'])} interleaved repeats, each at least "
+        f"{MIN_STEPS} steps (whole epochs, shuffle included), device synchronised around each repeat.",
+        "",
+        "| config | batch | optimizer | xpann samples/s | xpann step | xpann array code step | torch step "
+        "| torch fused step | xpann / torch | xpann / torch fused | xpann step / products alone |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        libraries = result["libraries"]
+
+        def step(name):
+            return f"{libraries[name]['step_seconds'] * 1e6:,.0f} us" if name in libraries else "-"
+
+        def ratio(name):
+            return f"{result['xpann_speedup'][name]:.2f}x" if name in result["xpann_speedup"] else "-"
+
+        lines.append(
+            f"| {result['config']} | {result['batch']} | {result['optimizer']} "
+            f"| {libraries['xpann']['samples_per_second']:,.0f} | {step('xpann')} | {step('xpann_array_code')} "
+            f"| {step('torch')} | {step('torch_fused')} | {ratio('torch')} | {ratio('torch_fused')} "
+            f"| {libraries['xpann']['step_over_products_alone']:.1f} |")
+    lines += ["", "Final training loss after the same steps (a check that both trained alike):", "",
+              "| config | batch | optimizer | xpann | xpann array code | torch | torch fused |", "|---|---|---|---|---|---|---|"]
+    for result in results:
+        losses = [f"{result['libraries'][name]['final_training_loss']:.4f}" if name in result["libraries"] else "-"
+                  for name in ("xpann", "xpann_array_code", "torch", "torch_fused")]
+        lines.append(f"| {result['config']} | {result['batch']} | {result['optimizer']} | " + " | ".join(losses) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--optimizers", default="sgd,adam")
+    parser.add_argument("--libraries", default="torch,xpann_array_code")
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--quick", action="store_true", help="3 repeats, for a smoke run")
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
+    parser.add_argument("--name", default=None, help="file name stem (default compare_gpu_<date>)")
+    parser.add_argument("--title", default="xpann (CuPy) vs PyTorch (CUDA, eager) on one GPU")
+    parser.add_argument("--no-save", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="first print a profile of xpann's host time "
+                        "(tabular-small, batch 64, Adam)")
+    args = parser.parse_args(argv)
+    repeats = 3 if args.quick else args.repeats
+    libraries = {name.strip() for name in args.libraries.split(",") if name.strip()}
+    reason = xpann.backend.backend_status()["cupy"]
+    if reason is not None:
+        print(f"The cupy backend cannot run here: {reason}")
+        return 1
+    cupy_backend = xpann.backend.resolve_backend("cupy")
+    if args.profile:
+        profile_fit("tabular-small", "adam", 64)
+    info = environment()
+    gemm_rate = benchmarking.gemm_rate(cupy_backend, "float32", size=4096, repeats=7)
+    print(f"{info['backends']['cupy'].get('gpu')}: float32 GEMM {gemm_rate / 1e12:.1f} TFLOP/s", flush=True)
+    results = []
+    for config_name in [name.strip() for name in args.configs.split(",") if name.strip()]:
+        for batch in BATCHES[config_name]:
+            for optimizer in [name.strip() for name in args.optimizers.split(",") if name.strip()]:
+                result = measure(config_name, optimizer, batch, repeats, libraries, cupy_backend)
+                results.append(result)
+                parts = [f"{name} {entry['step_seconds'] * 1e6:,.0f} us" for name, entry in result["libraries"].items()]
+                print(f"{config_name} batch {batch} {optimizer}: " + "; ".join(parts) + " | xpann = "
+                      + ", ".join(f"{value:.2f}x {name}" for name, value in result["xpann_speedup"].items()),
+                      flush=True)
+    text = markdown(results, info, gemm_rate, args.title)
+    print()
+    print(text)
+    if not args.no_save:
+        os.makedirs(args.out, exist_ok=True)
+        stem = args.name or f"compare_gpu_{datetime.date.today().isoformat()}"
+        with open(os.path.join(args.out, stem + ".json"), "w", encoding="utf-8") as handle:
+            json.dump({"environment": info, "gemm_rate_flops": gemm_rate,
+                       "settings": {"repeats": repeats, "min_steps": MIN_STEPS}, "results": results}, handle, indent=1)
+            handle.write("\n")
+        with open(os.path.join(args.out, stem + ".md"), "w", encoding="utf-8") as handle:
+            handle.write(text)
+        print(f"Wrote {os.path.join(args.out, stem)}.json and .md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
