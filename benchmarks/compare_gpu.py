@@ -33,27 +33,43 @@ from compare_cpu import CONFIGS, LABEL_NOISE, OPTIMIZERS, _environment, step_pro
 
 BATCHES = {"tabular-small": (64, 1024), "mnist-like": (256, 4096)}
 """Batch sizes per configuration: the issue's (launch-bound for tabular-small) and a large one."""
+VARIANTS = ("array_code", "folded_bias", "cupy_dot")
 MIN_STEPS = 256
 """Each timed run trains at least this many steps (several epochs at large batch sizes)."""
 
 
 class XpannGpu:
-    def __init__(self, config, optimizer, batch, x, y, kernels=True):
-        self.name = "xpann" if kernels else "xpann_array_code"
-        self.flag = None if kernels else "0"
+    """xpann on CuPy; ``variant`` measures one choice undone: "array_code" (no CuPy kernels),
+    "folded_bias" (the CPU's bias folded into the products), "cupy_dot" (products through cupy.dot
+    instead of straight through cuBLAS)."""
+
+    def __init__(self, config, optimizer, batch, x, y, variant=None):
+        self.name = "xpann" if variant is None else f"xpann_{variant}"
+        self.flag = "0" if variant == "array_code" else None
         self.batch = batch
-        with _environment("XPANN_FUSED", self.flag):
-            self.model = benchmarking.build_mlp(config["features"], config["hidden"], config["classes"],
-                                                optimizer=_xpann_optimizer(optimizer), backend="cupy", seed=0)
-        self.backend = self.model.backend
+        self.backend = xpann.backend.resolve_backend("cupy")
+        self.gemm = _cupy_dot_gemm(self.backend.xp) if variant == "cupy_dot" else None
+        if variant == "folded_bias":
+            self.backend.fold_bias_into_products = True
+        try:
+            with _environment("XPANN_FUSED", self.flag):
+                self.model = benchmarking.build_mlp(config["features"], config["hidden"], config["classes"],
+                                                    optimizer=_xpann_optimizer(optimizer), backend="cupy", seed=0)
+        finally:
+            vars(self.backend).pop("fold_bias_into_products", None)
         self.x, self.y = self.backend.asarray(x), self.backend.asarray(y)
 
     def initial_weights(self):
         return self.model.get_weights()
 
     def run(self, epochs):
-        with _environment("XPANN_FUSED", self.flag):
-            self.model.fit(self.x, self.y, epochs=epochs, batch_size=self.batch, shuffle=True, verbose=0)
+        if self.gemm is not None:
+            self.backend.gemm = self.gemm
+        try:
+            with _environment("XPANN_FUSED", self.flag):
+                self.model.fit(self.x, self.y, epochs=epochs, batch_size=self.batch, shuffle=True, verbose=0)
+        finally:
+            vars(self.backend).pop("gemm", None)
 
     def kernels_used(self):
         return {"optimizer": self.model.optimizer._fused is not None,
@@ -64,6 +80,13 @@ class XpannGpu:
 
     def loss(self):
         return self.model.evaluate(self.x, self.y)["loss"]
+
+
+def _cupy_dot_gemm(cupy):
+    def gemm(a, b, out=None):
+        return cupy.dot(a, b, out=out)
+
+    return gemm
 
 
 def _xpann_optimizer(name):
@@ -131,8 +154,9 @@ def measure(config_name, optimizer, batch, repeats, libraries, cupy_backend):
     epochs = max(1, math.ceil(MIN_STEPS / steps_per_epoch))
     runners = [XpannGpu(config, optimizer, batch, x, y)]
     weights = runners[0].initial_weights()
-    if "xpann_array_code" in libraries:
-        runners.append(XpannGpu(config, optimizer, batch, x, y, kernels=False))
+    for variant in VARIANTS:
+        if f"xpann_{variant}" in libraries:
+            runners.append(XpannGpu(config, optimizer, batch, x, y, variant=variant))
     if "torch" in libraries:
         runners.append(TorchGpu(config, optimizer, batch, x, y, weights))
         if optimizer == "adam":
@@ -221,29 +245,42 @@ def markdown(results, info, gemm_rate, title):
         f"- Figures: medians of {len(results[0]['libraries']['xpann']['seconds'])} interleaved repeats, each at least "
         f"{MIN_STEPS} steps (whole epochs, shuffle included), device synchronised around each repeat.",
         "",
-        "| config | batch | optimizer | xpann samples/s | xpann step | xpann array code step | torch step "
-        "| torch fused step | xpann / torch | xpann / torch fused | xpann step / products alone |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| config | batch | optimizer | xpann samples/s | xpann step | torch step | torch fused step "
+        "| xpann / torch | xpann / torch fused | xpann step / products alone |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def step(result, name):
+        entry = result["libraries"].get(name)
+        return f"{entry['step_seconds'] * 1e6:,.0f} us" if entry else "-"
+
+    def ratio(result, name):
+        return f"{result['xpann_speedup'][name]:.2f}x" if name in result["xpann_speedup"] else "-"
+
     for result in results:
-        libraries = result["libraries"]
-
-        def step(name):
-            return f"{libraries[name]['step_seconds'] * 1e6:,.0f} us" if name in libraries else "-"
-
-        def ratio(name):
-            return f"{result['xpann_speedup'][name]:.2f}x" if name in result["xpann_speedup"] else "-"
-
         lines.append(
             f"| {result['config']} | {result['batch']} | {result['optimizer']} "
-            f"| {libraries['xpann']['samples_per_second']:,.0f} | {step('xpann')} | {step('xpann_array_code')} "
-            f"| {step('torch')} | {step('torch_fused')} | {ratio('torch')} | {ratio('torch_fused')} "
-            f"| {libraries['xpann']['step_over_products_alone']:.1f} |")
-    lines += ["", "Final training loss after the same steps (a check that both trained alike):", "",
-              "| config | batch | optimizer | xpann | xpann array code | torch | torch fused |", "|---|---|---|---|---|---|---|"]
+            f"| {result['libraries']['xpann']['samples_per_second']:,.0f} | {step(result, 'xpann')} "
+            f"| {step(result, 'torch')} | {step(result, 'torch_fused')} | {ratio(result, 'torch')} "
+            f"| {ratio(result, 'torch_fused')} | {result['libraries']['xpann']['step_over_products_alone']:.1f} |")
+    variants = [f"xpann_{variant}" for variant in VARIANTS if any(f"xpann_{variant}" in r["libraries"] for r in results)]
+    if variants:
+        lines += ["", "xpann with one of its GPU choices undone (array_code: no CuPy kernels; folded_bias: the bias "
+                  "folded into the products as on the CPU; cupy_dot: products through cupy.dot), in the same run; "
+                  "step time, and xpann's speed-up over it:", "",
+                  "| config | batch | optimizer | xpann step | " + " | ".join(variants) + " |",
+                  "|---|---|---|---|" + "---|" * len(variants)]
+        for result in results:
+            cells = [f"{step(result, name)} ({ratio(result, name)})" if name in result["libraries"] else "-"
+                     for name in variants]
+            lines.append(f"| {result['config']} | {result['batch']} | {result['optimizer']} | {step(result, 'xpann')} | "
+                         + " | ".join(cells) + " |")
+    names = ["xpann", *variants, "torch", "torch_fused"]
+    lines += ["", "Final training loss after the same steps (a check that all trained alike):", "",
+              "| config | batch | optimizer | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
     for result in results:
         losses = [f"{result['libraries'][name]['final_training_loss']:.4f}" if name in result["libraries"] else "-"
-                  for name in ("xpann", "xpann_array_code", "torch", "torch_fused")]
+                  for name in names]
         lines.append(f"| {result['config']} | {result['batch']} | {result['optimizer']} | " + " | ".join(losses) + " |")
     return "\n".join(lines) + "\n"
 
@@ -252,7 +289,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--optimizers", default="sgd,adam")
-    parser.add_argument("--libraries", default="torch,xpann_array_code")
+    parser.add_argument("--libraries", default="torch," + ",".join(f"xpann_{variant}" for variant in VARIANTS),
+                        help="besides xpann: torch and the xpann variants " + ", ".join(f"xpann_{v}" for v in VARIANTS))
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--quick", action="store_true", help="3 repeats, for a smoke run")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))

@@ -195,9 +195,8 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
         next call of the same shape (the gradient is then valid until that call): the training
         step uses it; any other caller gets fresh arrays."""
         xp = backend.xp
-        space = self._space(xp, logits) if reuse else _SoftmaxSpace(xp, logits)
-        kernel = getattr(backend, "fused_kernel", lambda name: None)("sparse_softmax_crossentropy")
-        if kernel is not None and kernel(logits, y_true, space.grad, space.per_sample):  # one pass (GPU)
+        space = self._space(backend, logits) if reuse else _SoftmaxSpace(backend, logits)
+        if space.kernel is not None and space.kernel(logits, y_true, space.grad, space.per_sample):  # one pass
             return xp.dot(space.per_sample, space.weights), space.grad
         n = space.n
         shifted = xp.subtract(logits, logits.max(axis=-1, keepdims=True), out=space.shifted)
@@ -214,10 +213,10 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
         space.grad_flat.put(index, at_labels)
         return loss, grad
 
-    def _space(self, xp, logits):
+    def _space(self, backend, logits):
         space = self.__dict__.get("_training_space")
         if space is None or not space.fits(logits):
-            space = self._training_space = _SoftmaxSpace(xp, logits)
+            space = self._training_space = _SoftmaxSpace(backend, logits)
         return space
 
 
@@ -227,7 +226,10 @@ class _SoftmaxSpace:
     The two (n, k) buffers are views of flat arrays laid out like the logits (row- or
     column-major), so that the labels' entries are reached through one flat index per sample."""
 
-    def __init__(self, xp, logits):
+    def __init__(self, backend, logits):
+        xp = backend.xp
+        # the backend's one-pass kernel (a GPU's), looked up once per shape: a lookup costs host time
+        self.kernel = getattr(backend, "fused_kernel", lambda name: None)("sparse_softmax_crossentropy")
         n, k = logits.shape
         dtype = logits.dtype
         self.n, self.k, self.dtype = n, k, dtype
