@@ -33,43 +33,33 @@ from compare_cpu import CONFIGS, LABEL_NOISE, OPTIMIZERS, _environment, step_pro
 
 BATCHES = {"tabular-small": (64, 1024), "mnist-like": (256, 4096)}
 """Batch sizes per configuration: the issue's (launch-bound for tabular-small) and a large one."""
-VARIANTS = ("array_code", "folded_bias", "cupy_dot")
 MIN_STEPS = 256
-"""Each timed run trains at least this many steps (several epochs at large batch sizes)."""
+"""Each timed run trains at least this many steps (whole epochs)."""
+MIN_STEPS_PER_EPOCH = 32
+"""At large batch sizes the data set grows to this many batches an epoch, so that what fit does once
+an epoch (the shuffle, the epoch's loss, the light gradient health check) weighs as it does on a
+real data set rather than on two batches."""
 
 
 class XpannGpu:
-    """xpann on CuPy; ``variant`` measures one choice undone: "array_code" (no CuPy kernels),
-    "folded_bias" (the CPU's bias folded into the products), "cupy_dot" (products through cupy.dot
-    instead of straight through cuBLAS)."""
+    """xpann on CuPy; with ``kernels=False`` its array code alone (``XPANN_FUSED=0``)."""
 
-    def __init__(self, config, optimizer, batch, x, y, variant=None):
-        self.name = "xpann" if variant is None else f"xpann_{variant}"
-        self.flag = "0" if variant == "array_code" else None
+    def __init__(self, config, optimizer, batch, x, y, kernels=True):
+        self.name = "xpann" if kernels else "xpann_array_code"
+        self.flag = None if kernels else "0"
         self.batch = batch
-        self.backend = xpann.backend.resolve_backend("cupy")
-        self.gemm = _cupy_dot_gemm(self.backend.xp) if variant == "cupy_dot" else None
-        if variant == "folded_bias":
-            self.backend.fold_bias_into_products = True
-        try:
-            with _environment("XPANN_FUSED", self.flag):
-                self.model = benchmarking.build_mlp(config["features"], config["hidden"], config["classes"],
-                                                    optimizer=_xpann_optimizer(optimizer), backend="cupy", seed=0)
-        finally:
-            vars(self.backend).pop("fold_bias_into_products", None)
+        with _environment("XPANN_FUSED", self.flag):
+            self.model = benchmarking.build_mlp(config["features"], config["hidden"], config["classes"],
+                                                optimizer=_xpann_optimizer(optimizer), backend="cupy", seed=0)
+        self.backend = self.model.backend
         self.x, self.y = self.backend.asarray(x), self.backend.asarray(y)
 
     def initial_weights(self):
         return self.model.get_weights()
 
     def run(self, epochs):
-        if self.gemm is not None:
-            self.backend.gemm = self.gemm
-        try:
-            with _environment("XPANN_FUSED", self.flag):
-                self.model.fit(self.x, self.y, epochs=epochs, batch_size=self.batch, shuffle=True, verbose=0)
-        finally:
-            vars(self.backend).pop("gemm", None)
+        with _environment("XPANN_FUSED", self.flag):
+            self.model.fit(self.x, self.y, epochs=epochs, batch_size=self.batch, shuffle=True, verbose=0)
 
     def kernels_used(self):
         return {"optimizer": self.model.optimizer._fused is not None,
@@ -80,13 +70,6 @@ class XpannGpu:
 
     def loss(self):
         return self.model.evaluate(self.x, self.y)["loss"]
-
-
-def _cupy_dot_gemm(cupy):
-    def gemm(a, b, out=None):
-        return cupy.dot(a, b, out=out)
-
-    return gemm
 
 
 def _xpann_optimizer(name):
@@ -148,15 +131,15 @@ class TorchGpu:
 
 def measure(config_name, optimizer, batch, repeats, libraries, cupy_backend):
     config = {**CONFIGS[config_name], "batch": batch}
+    config["samples"] = max(config["samples"], MIN_STEPS_PER_EPOCH * batch)
     x, y = benchmarking.classification_data(config["features"], config["classes"], config["samples"], seed=0,
                                             noise=LABEL_NOISE)
     steps_per_epoch = math.ceil(config["samples"] / batch)
     epochs = max(1, math.ceil(MIN_STEPS / steps_per_epoch))
     runners = [XpannGpu(config, optimizer, batch, x, y)]
     weights = runners[0].initial_weights()
-    for variant in VARIANTS:
-        if f"xpann_{variant}" in libraries:
-            runners.append(XpannGpu(config, optimizer, batch, x, y, variant=variant))
+    if "xpann_array_code" in libraries:
+        runners.append(XpannGpu(config, optimizer, batch, x, y, kernels=False))
     if "torch" in libraries:
         runners.append(TorchGpu(config, optimizer, batch, x, y, weights))
         if optimizer == "adam":
@@ -218,6 +201,37 @@ def profile_fit(config_name, optimizer, batch, top=30):
     pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
 
 
+def kernel_profile(config_name, optimizer, batch, top=12):
+    """The GPU kernels that one epoch of xpann and of PyTorch spend their device time in (read
+    through PyTorch's profiler, which sees every kernel of the process, CuPy's included)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    config = {**CONFIGS[config_name], "batch": batch}
+    config["samples"] = max(config["samples"], MIN_STEPS_PER_EPOCH * batch)
+    x, y = benchmarking.classification_data(config["features"], config["classes"], config["samples"], seed=0,
+                                            noise=LABEL_NOISE)
+    xpann_runner = XpannGpu(config, optimizer, batch, x, y)
+    runners = [xpann_runner, TorchGpu(config, optimizer, batch, x, y, xpann_runner.initial_weights())]
+    activity = ProfilerActivity.CUDA if torch.cuda.is_available() else ProfilerActivity.CPU
+    for runner in runners:
+        runner.run(1)
+        runner.synchronize()
+        with profile(activities=[activity]) as profiler:
+            runner.run(1)
+            runner.synchronize()
+        print(f"Device time by kernel, {runner.name}, {config_name} batch {batch} {optimizer}, one epoch "
+              f"({math.ceil(config['samples'] / batch)} steps):")
+        table = None
+        for key in ("self_device_time_total", "self_cuda_time_total", "self_cpu_time_total"):
+            try:
+                table = profiler.key_averages().table(sort_by=key, row_limit=top)
+                break
+            except (AttributeError, KeyError, ValueError):
+                continue
+        print(table)
+
+
 def environment():
     info = benchmarking.environment(("numpy", "cupy"))
     try:
@@ -243,7 +257,8 @@ def markdown(results, info, gemm_rate, title):
         f"- Versions: xpann {versions.get('xpann')}, cupy {gpu.get('cupy')}, numpy {versions.get('numpy')}, "
         f"torch {info.get('torch', {}).get('version')}, Python {info['python']}",
         f"- Figures: medians of {len(results[0]['libraries']['xpann']['seconds'])} interleaved repeats, each at least "
-        f"{MIN_STEPS} steps (whole epochs, shuffle included), device synchronised around each repeat.",
+        f"{MIN_STEPS} steps (whole epochs of at least {MIN_STEPS_PER_EPOCH} batches, shuffle included), device "
+        "synchronised around each repeat.",
         "",
         "| config | batch | optimizer | xpann samples/s | xpann step | torch step | torch fused step "
         "| xpann / torch | xpann / torch fused | xpann step / products alone |",
@@ -263,19 +278,17 @@ def markdown(results, info, gemm_rate, title):
             f"| {result['libraries']['xpann']['samples_per_second']:,.0f} | {step(result, 'xpann')} "
             f"| {step(result, 'torch')} | {step(result, 'torch_fused')} | {ratio(result, 'torch')} "
             f"| {ratio(result, 'torch_fused')} | {result['libraries']['xpann']['step_over_products_alone']:.1f} |")
-    variants = [f"xpann_{variant}" for variant in VARIANTS if any(f"xpann_{variant}" in r["libraries"] for r in results)]
-    if variants:
-        lines += ["", "xpann with one of its GPU choices undone (array_code: no CuPy kernels; folded_bias: the bias "
-                  "folded into the products as on the CPU; cupy_dot: products through cupy.dot), in the same run; "
-                  "step time, and xpann's speed-up over it:", "",
-                  "| config | batch | optimizer | xpann step | " + " | ".join(variants) + " |",
-                  "|---|---|---|---|" + "---|" * len(variants)]
+    if any("xpann_array_code" in result["libraries"] for result in results):
+        lines += ["", "xpann with its CuPy kernels (optimizer update, ReLU passes, softmax cross-entropy: one launch "
+                  "each) and with its array code alone (XPANN_FUSED=0), in the same run:", "",
+                  "| config | batch | optimizer | kernels step | array code step | kernels / array code |",
+                  "|---|---|---|---|---|---|"]
         for result in results:
-            cells = [f"{step(result, name)} ({ratio(result, name)})" if name in result["libraries"] else "-"
-                     for name in variants]
-            lines.append(f"| {result['config']} | {result['batch']} | {result['optimizer']} | {step(result, 'xpann')} | "
-                         + " | ".join(cells) + " |")
-    names = ["xpann", *variants, "torch", "torch_fused"]
+            if "xpann_array_code" in result["libraries"]:
+                lines.append(f"| {result['config']} | {result['batch']} | {result['optimizer']} "
+                             f"| {step(result, 'xpann')} | {step(result, 'xpann_array_code')} "
+                             f"| {ratio(result, 'xpann_array_code')} |")
+    names = ["xpann", "xpann_array_code", "torch", "torch_fused"]
     lines += ["", "Final training loss after the same steps (a check that all trained alike):", "",
               "| config | batch | optimizer | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
     for result in results:
@@ -289,8 +302,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--optimizers", default="sgd,adam")
-    parser.add_argument("--libraries", default="torch," + ",".join(f"xpann_{variant}" for variant in VARIANTS),
-                        help="besides xpann: torch and the xpann variants " + ", ".join(f"xpann_{v}" for v in VARIANTS))
+    parser.add_argument("--libraries", default="torch,xpann_array_code",
+                        help="besides xpann: torch (with torch_fused for Adam) and xpann_array_code")
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--quick", action="store_true", help="3 repeats, for a smoke run")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
@@ -298,7 +311,7 @@ def main(argv=None):
     parser.add_argument("--title", default="xpann (CuPy) vs PyTorch (CUDA, eager) on one GPU")
     parser.add_argument("--no-save", action="store_true")
     parser.add_argument("--profile", action="store_true", help="first print a profile of xpann's host time "
-                        "(tabular-small, batch 64, Adam)")
+                        "(tabular-small, batch 64, Adam) and of both libraries' GPU kernels (mnist-like, batch 4096)")
     args = parser.parse_args(argv)
     repeats = 3 if args.quick else args.repeats
     libraries = {name.strip() for name in args.libraries.split(",") if name.strip()}
@@ -309,6 +322,10 @@ def main(argv=None):
     cupy_backend = xpann.backend.resolve_backend("cupy")
     if args.profile:
         profile_fit("tabular-small", "adam", 64)
+        try:
+            kernel_profile("mnist-like", "adam", 4096)
+        except Exception as error:  # the profiler is a diagnostic: the comparison still runs without it
+            print(f"No kernel profile: {type(error).__name__}: {error}")
     info = environment()
     gemm_rate = benchmarking.gemm_rate(cupy_backend, "float32", size=4096, repeats=7)
     print(f"{info['backends']['cupy'].get('gpu')}: float32 GEMM {gemm_rate / 1e12:.1f} TFLOP/s", flush=True)

@@ -163,8 +163,8 @@ class Dense(Layer):
         the kernel and bias gradients in one product (the flat buffer holds each layer's kernel
         rows and then its bias: an (in + 1, out) matrix). Saves an element-wise pass and a
         matrix-vector product per layer and step."""
-        if (self.use_bias and self.backend.fold_bias_into_products and isinstance(producer, Dense)
-                and (producer._relu or producer._linear) and not producer._fortran):
+        if (self.use_bias and isinstance(producer, Dense) and (producer._relu or producer._linear)
+                and not producer._fortran):
             self._ones_source = producer
             producer._ones_column = True
             producer._workspaces, producer._space = {}, None

@@ -19,9 +19,6 @@ class Backend:
     narrow_columns_fortran = False
     """True where row-wise reductions over few columns (a softmax over 10 classes) run much faster
     on column-major arrays, so that a narrow output layer keeps its logits column-major."""
-    fold_bias_into_products = True
-    """True where a Dense layer may add its bias inside its matrix products (its input then carries
-    a column of ones and its kernel a row of biases): one product instead of a product and a pass."""
 
     def __init__(self, xp):
         self.xp = xp

@@ -1,7 +1,5 @@
 """The CuPy backend: imported only when asked for, usable only where a GPU works."""
 
-import numpy
-
 from ._base import Backend, BackendUnavailableError
 
 INSTALL_HINT = (
@@ -41,10 +39,6 @@ def probe_cupy():
 
 class CupyBackend(Backend):
     name = "cupy"
-    # The column of ones that folds a bias into the next product makes odd widths (129, 513), and
-    # cuBLAS runs such unaligned operands on slower kernels: the bias gets its own pass instead.
-    fold_bias_into_products = False
-    _cublas = None
 
     def __init__(self):
         cupy = probe_cupy()
@@ -79,32 +73,12 @@ class CupyBackend(Backend):
         return self.xp.asnumpy(value)
 
     def gemm(self, a, b, out=None):
-        # Into a given row-major ``out``, straight through cuBLAS: cupy.dot's checks and dispatch
-        # cost about 20 us of host time a call, more than a small layer's product on the GPU.
-        # Otherwise cupy.dot, which hands C- or F-contiguous operands (the x.T and kernel.T of
-        # backward) to cuBLAS with a transpose flag (cupy.matmul copies them first).
-        if out is not None:
-            call = _gemm_call(a, b, out)
-            if call is not None:
-                self._gemm_direct(a, b, out, *call)
-                return out
+        # cupy.matmul copies every operand that is not C-contiguous (the x.T and kernel.T of
+        # backward) before calling cuBLAS; cupy.dot passes C- or F-contiguous operands with a
+        # transpose flag instead. dot needs a C-contiguous out.
         if b.ndim == 2 and a.ndim <= 2 and (out is None or out.flags.c_contiguous):
             return self.xp.dot(a, b, out=out)
         return self.xp.matmul(a, b, out=out)
-
-    def _gemm_direct(self, a, b, out, op_b, op_a, n, m, k, ldb, lda):
-        cublas = self._cublas
-        if cublas is None:
-            from cupy_backends.cuda.libs import cublas
-
-            self._cublas = cublas
-            self._gemm_functions = {"f": cublas.sgemm, "d": cublas.dgemm}
-            self._gemm_scalars = {code: (numpy.ones(1, code), numpy.zeros(1, code)) for code in "fd"}
-        one, zero = self._gemm_scalars[out.dtype.char]
-        handle = self.xp.cuda.device.get_cublas_handle()
-        cublas.setPointerMode(handle, cublas.CUBLAS_POINTER_MODE_HOST)
-        self._gemm_functions[out.dtype.char](handle, op_b, op_a, n, m, k, one.ctypes.data, b.data.ptr, ldb,
-                                             a.data.ptr, lda, zero.ctypes.data, out.data.ptr, n)
 
     def synchronize(self):
         self.xp.cuda.Device().synchronize()
@@ -136,42 +110,3 @@ def _kernels():
     from . import _cupy_kernels
 
     return _cupy_kernels
-
-
-OP_N, OP_T = 0, 1  # cuBLAS's CUBLAS_OP_N and CUBLAS_OP_T
-
-
-def _gemm_call(a, b, out):
-    """The arguments (op_b, op_a, n, m, k, ldb, lda) of one column-major cuBLAS gemm that writes
-    ``a @ b`` into the row-major ``out``, or None where the operands do not allow it.
-
-    Row-major C = A @ B is, read column-major, C^T = B^T A^T (ldc = n). A C-contiguous operand read
-    column-major is its own transpose (op N, ld = its columns); an F-contiguous one (a transposed
-    view) is itself (op T, ld = its rows). ``a`` may be a vector (one row)."""
-    dtype = out.dtype
-    if dtype.char not in "fd" or a.dtype != dtype or b.dtype != dtype or b.ndim != 2 or not out.flags.c_contiguous:
-        return None
-    if a.ndim == 1:
-        m, k = 1, a.shape[0]
-        shape = (b.shape[1],)
-    elif a.ndim == 2:
-        m, k = a.shape
-        shape = (m, b.shape[1])
-    else:
-        return None
-    n = b.shape[1]
-    if b.shape[0] != k or out.shape != shape or not (m and n and k):
-        return None
-    b_layout, a_layout = _column_major(b), _column_major(a)
-    if b_layout is None or a_layout is None:
-        return None
-    return (b_layout[0], a_layout[0], n, m, k, b_layout[1], a_layout[1])
-
-
-def _column_major(x):
-    """(op, ld) presenting the row-major matrix ``x`` to cuBLAS as x^T, or None (not contiguous)."""
-    if x.flags.c_contiguous:
-        return OP_N, x.shape[-1]
-    if x.ndim == 2 and x.flags.f_contiguous:
-        return OP_T, x.shape[0]
-    return None
