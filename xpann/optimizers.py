@@ -6,8 +6,9 @@ then L2 weight decay ``g += wd * p`` (decoupled in AdamW), then the rule's ``upd
 Full-batch GD, SGD and mini-batch descent are one rule; batching belongs to the training loop.
 
 Where the backend offers a fused kernel for a rule (``backend.fused_update(name)``: numba on the
-CPU, when installed), weight decay and the update run in one loop over the buffer; it makes the
-same operations in the same order as the array code below, so the results are bitwise the same.
+CPU, when installed; a CuPy kernel on a GPU), weight decay and the update run in one pass over the
+buffer; it makes the same operations in the same order as the array code below, so the results are
+bitwise the same.
 """
 
 from . import schedules

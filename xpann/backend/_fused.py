@@ -9,7 +9,7 @@ bitwise those of the generic path, which stays the reference and the default wit
 
 numba is imported only when a kernel is first asked for; the kernels are compiled at their first
 call for each dtype and cached on disk (``cache=True``). ``XPANN_FUSED=0`` in the environment turns
-the fused path off.
+the fused path off, on the CPU and on a GPU (``_cupy_kernels``) alike.
 """
 
 import os
