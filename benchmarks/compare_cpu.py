@@ -115,14 +115,20 @@ class Xpann:
 
 
 class Torch:
+    """PyTorch eager on ``device`` (the CPU here; compare_gpu.py runs it on CUDA), with ``threads``
+    CPU threads when given, and for Adam its ``fused=True`` implementation when ``fused``."""
+
     name = "torch"
 
-    def __init__(self, config, optimizer, x, y, weights, threads):
+    def __init__(self, config, optimizer, x, y, weights, threads, device="cpu", fused=False):
         import torch
 
         self.torch, self.threads = torch, threads
-        torch.set_num_threads(threads)
-        self.x, self.y = torch.from_numpy(x), torch.from_numpy(y.astype(numpy.int64))
+        if threads:
+            torch.set_num_threads(threads)
+        self.device = torch.device(device)
+        self.x = torch.from_numpy(x).to(self.device)
+        self.y = torch.from_numpy(y.astype(numpy.int64)).to(self.device)
         self.batch = config["batch"]
         sizes = [config["features"], *config["hidden"], config["classes"]]
         modules = []
@@ -134,22 +140,24 @@ class Torch:
             modules.append(linear)
             if index < len(sizes) - 2:
                 modules.append(torch.nn.ReLU())
-        self.model = torch.nn.Sequential(*modules)
+        self.model = torch.nn.Sequential(*modules).to(self.device)
         options = OPTIMIZERS[optimizer]
         if optimizer == "sgd":
             self.optimizer = torch.optim.SGD(self.model.parameters(), lr=options["learning_rate"])
         else:
             self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options["learning_rate"],
-                                              betas=(options["beta_1"], options["beta_2"]), eps=options["epsilon"])
-        self.generator = torch.Generator().manual_seed(0)
+                                              betas=(options["beta_1"], options["beta_2"]), eps=options["epsilon"],
+                                              **({"fused": True} if fused else {}))
+        self.generator = torch.Generator(device=self.device).manual_seed(0)
 
     def run(self, epochs):
         torch = self.torch
-        torch.set_num_threads(self.threads)
+        if self.threads:
+            torch.set_num_threads(self.threads)
         n, batch = self.x.shape[0], self.batch
         loss_function = torch.nn.functional.cross_entropy
         for _ in range(epochs):
-            order = torch.randperm(n, generator=self.generator)
+            order = torch.randperm(n, generator=self.generator, device=self.device)
             x_epoch, y_epoch = self.x[order], self.y[order]
             for start in range(0, n, batch):
                 self.optimizer.zero_grad(set_to_none=True)

@@ -24,12 +24,10 @@ import statistics
 import sys
 import time
 
-import numpy
-
 import xpann
 from xpann import benchmarking
 
-from compare_cpu import CONFIGS, LABEL_NOISE, OPTIMIZERS, _environment, step_products
+from compare_cpu import CONFIGS, LABEL_NOISE, OPTIMIZERS, Torch, _environment, step_products
 
 BATCHES = {"tabular-small": (64, 1024), "mnist-like": (256, 4096)}
 """Batch sizes per configuration: the issue's (launch-bound for tabular-small) and a large one."""
@@ -77,56 +75,16 @@ def _xpann_optimizer(name):
     return xpann.optimizers.SGD(**options) if name == "sgd" else xpann.optimizers.Adam(**options)
 
 
-class TorchGpu:
-    def __init__(self, config, optimizer, batch, x, y, weights, fused=False):
+class TorchGpu(Torch):
+    def __init__(self, config, optimizer, x, y, weights, fused=False):
         import torch
 
-        self.torch, self.batch = torch, batch
-        self.name = "torch_fused" if fused else "torch"
         torch.backends.cuda.matmul.allow_tf32 = False
-        device = torch.device("cuda")
-        self.x = torch.from_numpy(x).to(device)
-        self.y = torch.from_numpy(y.astype(numpy.int64)).to(device)
-        sizes = [config["features"], *config["hidden"], config["classes"]]
-        modules = []
-        for index in range(len(sizes) - 1):
-            linear = torch.nn.Linear(sizes[index], sizes[index + 1])
-            with torch.no_grad():
-                linear.weight.copy_(torch.from_numpy(numpy.ascontiguousarray(weights[2 * index].T)))
-                linear.bias.copy_(torch.from_numpy(weights[2 * index + 1]))
-            modules.append(linear)
-            if index < len(sizes) - 2:
-                modules.append(torch.nn.ReLU())
-        self.model = torch.nn.Sequential(*modules).to(device)
-        options = OPTIMIZERS[optimizer]
-        if optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(self.model.parameters(), lr=options["learning_rate"])
-        else:
-            extra = {"fused": True} if fused else {}
-            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options["learning_rate"],
-                                              betas=(options["beta_1"], options["beta_2"]), eps=options["epsilon"],
-                                              **extra)
-        self.generator = torch.Generator(device=device).manual_seed(0)
-
-    def run(self, epochs):
-        torch = self.torch
-        n, batch = self.x.shape[0], self.batch
-        loss_function = torch.nn.functional.cross_entropy
-        for _ in range(epochs):
-            order = torch.randperm(n, generator=self.generator, device=self.x.device)
-            x_epoch, y_epoch = self.x[order], self.y[order]
-            for start in range(0, n, batch):
-                self.optimizer.zero_grad(set_to_none=True)
-                loss = loss_function(self.model(x_epoch[start:start + batch]), y_epoch[start:start + batch])
-                loss.backward()
-                self.optimizer.step()
+        super().__init__(config, optimizer, x, y, weights, threads=None, device="cuda", fused=fused)
+        self.name = "torch_fused" if fused else "torch"
 
     def synchronize(self):
         self.torch.cuda.synchronize()
-
-    def loss(self):
-        with self.torch.no_grad():
-            return float(self.torch.nn.functional.cross_entropy(self.model(self.x), self.y))
 
 
 def measure(config_name, optimizer, batch, repeats, libraries, cupy_backend):
@@ -141,9 +99,9 @@ def measure(config_name, optimizer, batch, repeats, libraries, cupy_backend):
     if "xpann_array_code" in libraries:
         runners.append(XpannGpu(config, optimizer, batch, x, y, kernels=False))
     if "torch" in libraries:
-        runners.append(TorchGpu(config, optimizer, batch, x, y, weights))
+        runners.append(TorchGpu(config, optimizer, x, y, weights))
         if optimizer == "adam":
-            runners.append(TorchGpu(config, optimizer, batch, x, y, weights, fused=True))
+            runners.append(TorchGpu(config, optimizer, x, y, weights, fused=True))
     for runner in runners:  # warm-up: CUDA context, kernel compilation, first allocations
         runner.run(1)
         runner.synchronize()
@@ -212,7 +170,7 @@ def kernel_profile(config_name, optimizer, batch, top=12):
     x, y = benchmarking.classification_data(config["features"], config["classes"], config["samples"], seed=0,
                                             noise=LABEL_NOISE)
     xpann_runner = XpannGpu(config, optimizer, batch, x, y)
-    runners = [xpann_runner, TorchGpu(config, optimizer, batch, x, y, xpann_runner.initial_weights())]
+    runners = [xpann_runner, TorchGpu(config, optimizer, x, y, xpann_runner.initial_weights())]
     activity = ProfilerActivity.CUDA if torch.cuda.is_available() else ProfilerActivity.CPU
     for runner in runners:
         runner.run(1)
