@@ -509,17 +509,22 @@ def main(argv=None):
     print()
     print(text)
     if not args.no_save:
-        os.makedirs(args.out, exist_ok=True)
-        stem = args.name or f"compare_cpu_{datetime.date.today().isoformat()}"
-        with open(os.path.join(args.out, stem + ".json"), "w", encoding="utf-8") as handle:
-            json.dump({"environment": info, "gemm_rate_flops": {str(k): v for k, v in rates.items()},
-                       "settings": {"repeats": repeats, "epochs_per_repeat": args.epochs, "pause_seconds": PAUSE},
-                       "results": results}, handle, indent=1)
-            handle.write("\n")
-        with open(os.path.join(args.out, stem + ".md"), "w", encoding="utf-8") as handle:
-            handle.write(text)
-        print(f"Wrote {os.path.join(args.out, stem)}.json and .md")
+        save_results(args.out, args.name or f"compare_cpu_{datetime.date.today().isoformat()}", text,
+                     {"environment": info, "gemm_rate_flops": {str(k): v for k, v in rates.items()},
+                      "settings": {"repeats": repeats, "epochs_per_repeat": args.epochs, "pause_seconds": PAUSE},
+                      "results": results})
     return 0
+
+
+def save_results(folder, stem, text, figures):
+    """Write ``figures`` to ``folder/stem.json`` and the markdown ``text`` to ``folder/stem.md``."""
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, stem + ".json"), "w", encoding="utf-8") as handle:
+        json.dump(figures, handle, indent=1)
+        handle.write("\n")
+    with open(os.path.join(folder, stem + ".md"), "w", encoding="utf-8") as handle:
+        handle.write(text)
+    print(f"Wrote {os.path.join(folder, stem)}.json and .md")
 
 
 if __name__ == "__main__":

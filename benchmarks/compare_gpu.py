@@ -17,7 +17,6 @@ times the step's matrix products alone on the GPU (cuBLAS through CuPy, row-majo
 
 import argparse
 import datetime
-import json
 import math
 import os
 import statistics
@@ -27,7 +26,7 @@ import time
 import xpann
 from xpann import benchmarking
 
-from compare_cpu import CONFIGS, LABEL_NOISE, OPTIMIZERS, Torch, _environment, step_products
+from compare_cpu import CONFIGS, LABEL_NOISE, OPTIMIZERS, Torch, _environment, save_results, step_products
 
 BATCHES = {"tabular-small": (64, 1024), "mnist-like": (256, 4096)}
 """Batch sizes per configuration: the issue's (launch-bound for tabular-small) and a large one."""
@@ -301,15 +300,10 @@ def main(argv=None):
     print()
     print(text)
     if not args.no_save:
-        os.makedirs(args.out, exist_ok=True)
-        stem = args.name or f"compare_gpu_{datetime.date.today().isoformat()}"
-        with open(os.path.join(args.out, stem + ".json"), "w", encoding="utf-8") as handle:
-            json.dump({"environment": info, "gemm_rate_flops": gemm_rate,
-                       "settings": {"repeats": repeats, "min_steps": MIN_STEPS}, "results": results}, handle, indent=1)
-            handle.write("\n")
-        with open(os.path.join(args.out, stem + ".md"), "w", encoding="utf-8") as handle:
-            handle.write(text)
-        print(f"Wrote {os.path.join(args.out, stem)}.json and .md")
+        save_results(args.out, args.name or f"compare_gpu_{datetime.date.today().isoformat()}", text,
+                     {"environment": info, "gemm_rate_flops": gemm_rate,
+                      "settings": {"repeats": repeats, "min_steps": MIN_STEPS, "min_steps_per_epoch": MIN_STEPS_PER_EPOCH},
+                      "results": results})
     return 0
 
 
