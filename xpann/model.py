@@ -131,8 +131,17 @@ class Sequential:
         return self._parameters.size
 
     def layer_names(self):
-        """A unique name per layer: its own, or class name and position (dense_1, dropout_2...)."""
-        return [layer.name or f"{type(layer).__name__.lower()}_{i + 1}" for i, layer in enumerate(self.layers)]
+        """A unique name per layer: its own, or its class name in snake case and its position
+        (dense_1, dropout_2, batch_normalization_3...)."""
+        return [layer.name or f"{_snake_case(type(layer).__name__)}_{i + 1}" for i, layer in enumerate(self.layers)]
+
+    def named_weights(self):
+        """``{"dense_1/kernel": array, "dense_1/bias": array, ...}``: every tensor (trainable or
+        state) as a host numpy copy, in get_weights' order, named ``layer name/tensor name``."""
+        self._require_built("named_weights")
+        names = self.layer_names()
+        tensors = [f"{names[entry[0]]}/{entry[1]}" for entry in self._parameters.entries]
+        return dict(zip(tensors, self.get_weights()))
 
     def summary(self, print_fn=print):
         """Print a table of the layers, their output widths and parameter counts."""
@@ -474,6 +483,11 @@ class Sequential:
             }
             arrays.update({f"optimizer_{name}": self._backend.to_numpy(value) for name, value in slots.items()})
         io.write_model_file(path, config, arrays)
+
+
+def _snake_case(name):
+    """BatchNormalization -> batch_normalization."""
+    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name))
 
 
 def load_model(path, backend=None):
