@@ -79,13 +79,17 @@ class Xpann:
         optimizer_class = {"sgd": xpann.optimizers.SGD, "adam": xpann.optimizers.Adam}[optimizer]
         self.model.compile(optimizer=optimizer_class(**OPTIMIZERS[optimizer]),
                            loss="sparse_categorical_crossentropy")
+        # the layers' kernels sit in the step plan's nodes (in versions before the plan, on the layers)
+        plan = getattr(self.model, "plan", None)
+        holders = plan.nodes if plan is not None else self.model.layers
+        relu = "fused_relu" if plan is not None else "_fused_relu"
         self.fused = getattr(self.model.optimizer, "_fused", None) is not None or any(
-            getattr(layer, "_fused_relu", None) is not None for layer in self.model.layers)
+            getattr(holder, relu, None) is not None for holder in holders)
         if generic:  # the array code instead of the fused kernels (numba), as where numba is missing
             self.model.optimizer._fused = None
-            for layer in self.model.layers:
-                if hasattr(layer, "_fused_relu"):
-                    layer._fused_relu = None
+            for holder in holders:
+                if hasattr(holder, relu):
+                    setattr(holder, relu, None)
 
     def initial_weights(self):
         return self.model.get_weights()
@@ -97,7 +101,9 @@ class Xpann:
     def threads_policy(self):
         """The BLAS thread count xpann's policy picks for this model and batch size on an idle
         machine (the count in force when the process allows no more)."""
-        products = self.model._matmul_products(self.batch) if hasattr(self.model, "_matmul_products") else None
+        plan = getattr(self.model, "plan", None)
+        products = plan.matmul_products(self.batch) if plan is not None else (
+            self.model._matmul_products(self.batch) if hasattr(self.model, "_matmul_products") else None)
         allowed = min((pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"), default=None)
         if products is None or allowed is None:
             return allowed

@@ -60,7 +60,7 @@ class XpannGpu:
 
     def kernels_used(self):
         return {"optimizer": self.model.optimizer._fused is not None,
-                "relu": all(getattr(layer, "_fused_relu", None) is not None for layer in self.model.layers[:-1])}
+                "relu": all(node.fused_relu is not None for node in self.model.plan.nodes[:-1])}
 
     def synchronize(self):
         self.backend.synchronize()

@@ -28,7 +28,8 @@ def profile(config_name, optimizer, threads, steps=300, rounds=5):
     backend = model.backend
     x_device, y_device = model._prepare(x, y)
     batch = config["batch"]
-    layers, parameters, loss = model.layers, model.parameters, model.loss
+    plan, parameters, loss = model.plan, model.parameters, model.loss
+    nodes = plan.nodes
     x_batch = numpy.empty((batch, x.shape[1]), dtype=x_device.dtype)
     y_batch = numpy.empty((batch,), dtype=y_device.dtype)
     rng = numpy.random.default_rng(0)
@@ -43,22 +44,20 @@ def profile(config_name, optimizer, threads, steps=300, rounds=5):
         now = clock()
         record["gather"] += now - start
         h = xb
-        for index, layer in enumerate(layers):
-            last = index == len(layers) - 1
-            h = layer.forward(h, True, activate=False) if last else layer.forward(h, True)
+        backprops = []
+        for index, node in enumerate(nodes):
+            last = index == len(nodes) - 1
+            h, backprop = node.layer.forward(node, h, True, activate=False) if last else node.layer.forward(node, h, True)
+            backprops.append(backprop)
             then = clock()
             record[f"forward {index}"] += then - now
             now = then
-        value, grad = loss.logits_value_and_grad(backend, yb, layers[-1].logits, reuse=True)
+        value, grad = loss.logits_value_and_grad(backend, yb, h, reuse=True)
         then = clock()
         record["loss"] += then - now
         now = then
-        grad = layers[-1].backward_from_logits(grad, True)
-        then = clock()
-        record[f"backward {len(layers) - 1}"] += then - now
-        now = then
-        for index in range(len(layers) - 2, -1, -1):
-            grad = layers[index].backward(grad, need_input_grad=index > 0)
+        for index in range(len(nodes) - 1, -1, -1):
+            grad = backprops[index](grad)
             then = clock()
             record[f"backward {index}"] += then - now
             now = then
@@ -68,9 +67,9 @@ def profile(config_name, optimizer, threads, steps=300, rounds=5):
     with threadpool_limits(limits=threads, user_api="blas"):
         if not model.optimizer.built:
             model.optimizer.build(backend, parameters.data)
-        with backend.matmul_threads(model._matmul_products(batch)) as plan:
-            names = ["gather", *(f"forward {i}" for i in range(len(layers))), "loss",
-                     *(f"backward {i}" for i in range(len(layers) - 1, -1, -1)), "optimizer"]
+        with backend.matmul_threads(plan.matmul_products(batch)) as threads:
+            names = ["gather", *(f"forward {i}" for i in range(len(nodes))), "loss",
+                     *(f"backward {i}" for i in range(len(nodes) - 1, -1, -1)), "optimizer"]
             for _ in range(20):
                 step(dict.fromkeys(names, 0.0))
             totals = {name: [] for name in names + ["step"]}
@@ -78,13 +77,13 @@ def profile(config_name, optimizer, threads, steps=300, rounds=5):
                 record = dict.fromkeys(names, 0.0)
                 start = clock()
                 for _ in range(steps):
-                    plan.refresh() if plan is not None else None
+                    threads.refresh() if threads is not None else None
                     step(record)
                 elapsed = clock() - start
                 for name in names:
                     totals[name].append(record[name] / steps)
                 totals["step"].append(elapsed / steps)
-            used = plan.threads if plan is not None else None
+            used = threads.threads if threads is not None else None
         products = {}
         sizes = [config["features"], *config["hidden"], config["classes"]]
         for index in range(len(sizes) - 1):

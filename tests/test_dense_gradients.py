@@ -15,10 +15,17 @@ ACTIVATIONS = ["linear", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu",
 
 
 def dense_model(backend, units, activation, input_dim, use_bias=True, seed=0):
+    """A one-layer model and its plan node, which returns dL/dx too (a first layer need not)."""
     model = xpann.Sequential([layers.Dense(units, activation=activation, use_bias=use_bias,
                                            bias_initializer="uniform")],
                              input_dim=input_dim, seed=seed, dtype="float64", backend=backend.name)
-    return model, model.layers[0]
+    node = model.plan.nodes[0]
+    node.need_input_grad = True
+    return model, node
+
+
+def forward(node, x, training=True):
+    return node.layer.forward(node, x, training)
 
 
 def finite_differences(f, values):
@@ -42,26 +49,27 @@ def test_dense_gradients(backend, activation, use_bias):
     model, dense = dense_model(backend, 3, activation, 4, use_bias)
     x = backend.asarray(rng.standard_normal((5, 4)))
     w = backend.asarray(rng.standard_normal((5, 3)))
-    kernel, bias = backend.to_numpy(dense.kernel), backend.to_numpy(dense.bias) if use_bias else 0.0
+    kernel = backend.to_numpy(dense.params["kernel"])
+    bias = backend.to_numpy(dense.params["bias"]) if use_bias else 0.0
 
-    y = dense.forward(x, training=True)
+    y, backprop = forward(dense, x)
     z = backend.to_numpy(x) @ kernel + bias
     numpy.testing.assert_allclose(backend.to_numpy(y), reference.ACTIVATIONS[activation](z), rtol=1e-13, atol=1e-15)
     if activation in ("relu", "leaky_relu", "elu", "selu"):
         assert numpy.abs(z).min() > 1e-4, "a pre-activation sits on the kink; pick another seed"
 
-    dx = backend.to_numpy(dense.backward(w)).copy()
+    dx = backend.to_numpy(backprop(w)).copy()
     grads = backend.to_numpy(model.parameters.grad).copy()
 
     def objective():
-        return float((dense.forward(x, training=True) * w).sum())
+        return float((forward(dense, x)[0] * w).sum())
 
     data = model.parameters.data
     numeric = finite_differences(objective, data)
     numpy.testing.assert_allclose(grads, numeric, rtol=1e-6, atol=1e-8)
     numpy.testing.assert_allclose(dx, finite_differences(objective, x), rtol=1e-6, atol=1e-8)
     # the layer's gradient attributes are views of the flat buffer, in weight order
-    numpy.testing.assert_array_equal(backend.to_numpy(dense.kernel_grad).ravel(), grads[:12])
+    numpy.testing.assert_array_equal(backend.to_numpy(dense.grads["kernel"]).ravel(), grads[:12])
     assert grads.size == (15 if use_bias else 12)
 
 
@@ -69,11 +77,12 @@ def test_backward_without_input_gradient(backend):
     rng = numpy.random.default_rng(1)
     model, dense = dense_model(backend, 2, "tanh", 3)
     x = backend.asarray(rng.standard_normal((4, 3)))
-    dense.forward(x, training=True)
+    _, backprop = forward(dense, x)
     dy = backend.asarray(rng.standard_normal((4, 2)))
-    full = dense.backward(dy)
+    full = backprop(dy)
     first = backend.to_numpy(model.parameters.grad).copy()
-    assert dense.backward(dy, need_input_grad=False) is None
+    dense.need_input_grad = False
+    assert backprop(dy) is None
     numpy.testing.assert_array_equal(backend.to_numpy(model.parameters.grad), first)
     assert full.shape == (4, 3)
 
@@ -128,9 +137,10 @@ def test_backends_agree_on_dense():
     def run(backend):
         model = xpann.Sequential([layers.Dense(4, activation="gelu", bias_initializer="uniform")],
                                  input_dim=6, seed=4, backend=backend.name)
-        dense = model.layers[0]
-        y = dense.forward(backend.asarray(x), training=True)
-        dx = dense.backward(backend.asarray(dy))
+        dense = model.plan.nodes[0]
+        dense.need_input_grad = True
+        y, backprop = forward(dense, backend.asarray(x))
+        dx = backprop(backend.asarray(dy))
         return [y, dx, model.parameters.grad]
 
     assert_backends_agree(run, "float32", rtol=1e-5, atol=1e-5)

@@ -167,7 +167,7 @@ def test_training_with_kernels_matches_training_without(kernel_backend, optimize
                                  backend=kernel_backend.name)
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
         history = model.fit(x, y, epochs=3, batch_size=16, verbose=0)
-        engaged = model.optimizer._fused is not None and model.layers[0]._fused_relu is not None
+        engaged = model.optimizer._fused is not None and model.plan.nodes[0].fused_relu is not None
         assert engaged == fused
         return model.get_weights(), history.history["loss"]
 

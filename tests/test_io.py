@@ -275,7 +275,8 @@ def test_a_newer_format_version_says_to_upgrade(tmp_path):
 def test_a_damaged_model_file_is_a_value_error(tmp_path):
     classifier().save(tmp_path / "model.npz")
     with numpy.load(tmp_path / "model.npz", allow_pickle=False) as archive:
-        arrays = {name: archive[name] for name in archive.files if name != "weight_1"}
+        second = [name for name in archive.files if name.startswith("tensor:")][1]
+        arrays = {name: archive[name] for name in archive.files if name != second}
     numpy.savez(tmp_path / "damaged.npz", **arrays)
     with pytest.raises(ValueError, match="incomplete or damaged"):
         xpann.load_model(tmp_path / "damaged.npz")

@@ -338,9 +338,9 @@ def test_float32_is_the_default_and_float64_on_request():
 @pytest.mark.parametrize("rate", [0.25, 0.5])
 def test_dropout_is_inverted_and_scales_the_kept_units(backend, rate):
     model = xpann.Sequential([Dropout(rate)], input_dim=4000, seed=0)
-    layer = model.layers[0]
+    node = model.plan.nodes[0]
     ones = backend.asarray(numpy.ones((50, 4000), dtype=numpy.float32))
-    out = backend.to_numpy(layer.forward(ones, training=True))
+    out = backend.to_numpy(node.layer.forward(node, ones, True)[0])
     assert out.dtype == numpy.float32
     kept = out != 0
     numpy.testing.assert_allclose(out[kept], 1 / (1 - rate), rtol=1e-6)
@@ -352,7 +352,8 @@ def test_dropout_is_the_identity_at_inference(backend):
     model = xpann.Sequential([Dropout(0.5)], input_dim=10, seed=0)
     x, _ = blobs(n=20, features=10, dtype="float32")
     numpy.testing.assert_array_equal(model.predict(x), x)
-    numpy.testing.assert_array_equal(backend.to_numpy(model.layers[0].forward(backend.asarray(x))), x)
+    node = model.plan.nodes[0]
+    numpy.testing.assert_array_equal(backend.to_numpy(node.layer.forward(node, backend.asarray(x), False)[0]), x)
 
 
 def test_dropout_acts_only_in_training():

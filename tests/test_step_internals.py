@@ -67,21 +67,24 @@ def test_many_batch_sizes_in_turn_give_the_same_steps_as_fresh_models():
 def test_the_layer_paths_for_relu_and_linear_match_the_activation_objects(backend, name, dtype):
     model = xpann.Sequential([layers.Dense(5, activation=name, bias_initializer="uniform")], input_dim=4, seed=3,
                              dtype=dtype, backend=backend.name)
-    dense = model.layers[0]
+    node = model.plan.nodes[0]
+    node.need_input_grad = True
+    dense = node.layer
     rng = numpy.random.default_rng(2)
     x = backend.asarray(rng.standard_normal((9, 4)), dtype=dtype)
     dy = backend.asarray(rng.standard_normal((9, 5)), dtype=dtype)
     activation = activations.get(name)
     for training in (True, False):
-        y = backend.to_numpy(dense.forward(x, training=training)).copy()
-        z = dense.logits
+        z = dense.forward(node, x, training, activate=False)[0].copy()
+        y = backend.to_numpy(dense.forward(node, x, training)[0]).copy()
         numpy.testing.assert_array_equal(y, backend.to_numpy(activation.forward(backend, z)))
-    dense.forward(x, training=True)
-    expected_dz = backend.to_numpy(activation.backward(backend, dy, dense.logits, dense.output))
-    dx = backend.to_numpy(dense.backward(dy)).copy()
-    kernel_grad = backend.to_numpy(dense.kernel_grad).copy()
-    bias_grad = backend.to_numpy(dense.bias_grad).copy()
-    host_x, kernel = backend.to_numpy(x), backend.to_numpy(dense.kernel)
+    z = dense.forward(node, x, True, activate=False)[0].copy()
+    y, backprop = dense.forward(node, x, True)
+    expected_dz = backend.to_numpy(activation.backward(backend, dy, z, y))
+    dx = backend.to_numpy(backprop(dy)).copy()
+    kernel_grad = backend.to_numpy(node.grads["kernel"]).copy()
+    bias_grad = backend.to_numpy(node.grads["bias"]).copy()
+    host_x, kernel = backend.to_numpy(x), backend.to_numpy(node.params["kernel"])
     limits = TOLERANCES[dtype]
     numpy.testing.assert_allclose(dx, expected_dz @ kernel.T, **limits)
     numpy.testing.assert_allclose(kernel_grad, host_x.T @ expected_dz, **limits)
@@ -90,12 +93,13 @@ def test_the_layer_paths_for_relu_and_linear_match_the_activation_objects(backen
 
 def test_the_relu_gradient_is_zero_where_the_unit_is_off_and_passes_through_elsewhere(backend):
     model = xpann.Sequential([layers.Dense(3, activation="relu")], input_dim=3, seed=0, backend=backend.name)
-    dense = model.layers[0]
+    node = model.plan.nodes[0]
+    node.need_input_grad = True
     model.set_weights([numpy.eye(3, dtype="float32"), numpy.zeros(3, dtype="float32")])
     x = backend.asarray(numpy.array([[1.0, 0.0, -2.0], [-1.0, 3.0, 0.0]], dtype="float32"))
-    dense.forward(x, training=True)
+    _, backprop = node.layer.forward(node, x, True)
     dy = backend.asarray(numpy.full((2, 3), 7.0, dtype="float32"))
-    dx = backend.to_numpy(dense.backward(dy))
+    dx = backend.to_numpy(backprop(dy))
     numpy.testing.assert_array_equal(dx, [[7.0, 0.0, 0.0], [0.0, 7.0, 0.0]])
 
 
@@ -108,7 +112,7 @@ def test_a_training_step_without_probabilities_matches_the_full_step():
     assert nothing is None
     assert float(loss_full) == float(loss_lean)
     numpy.testing.assert_array_equal(full.parameters.data, lean.parameters.data)
-    numpy.testing.assert_array_equal(lean.layers[-1].output, output)  # computed when asked for
+    numpy.testing.assert_array_equal(lean.plan.output_of(len(lean.layers) - 1), output)  # computed when asked for
 
 
 def test_the_gradient_hook_sees_this_steps_outputs_and_logits():
@@ -116,8 +120,13 @@ def test_the_gradient_hook_sees_this_steps_outputs_and_logits():
 
     class Probe(xpann.callbacks.Callback):
         def on_train_batch_gradients(self, batch):
-            hidden = self.model.layers[0]
-            seen.append(numpy.array_equal(hidden.output, numpy.maximum(hidden.logits, 0)))
+            plan = self.model.plan
+            hidden, second = plan.output_of(0), plan.output_of(1)
+            kernel, bias = plan.nodes[1].params["kernel"], plan.nodes[1].params["bias"]
+            probabilities = plan.output_of(2)
+            shifted = numpy.exp(plan.logits - plan.logits.max(axis=1, keepdims=True))
+            seen.append(numpy.allclose(second, numpy.maximum(hidden @ kernel + bias, 0), rtol=1e-5, atol=1e-6)
+                        and numpy.allclose(probabilities, shifted / shifted.sum(axis=1, keepdims=True), rtol=1e-5))
 
     x, y = data()
     mlp().fit(x, y, epochs=2, batch_size=4, callbacks=[Probe()], verbose=0)
@@ -216,8 +225,8 @@ def test_biases_folded_into_the_products_train_like_separate_biases(hidden_activ
         return model
 
     folded, separate = build(False), build(True)
-    assert [layer._ones_source is not None for layer in folded.layers] == [False, True, True]
-    assert all(getattr(layer, "_ones_source", None) is None for layer in separate.layers)
+    assert [node.ones_in is not None for node in folded.plan.nodes] == [False, True, True]
+    assert all(node.ones_in is None for node in separate.plan.nodes)
     x, y = data(samples=21)
     loss_folded, grads_folded = folded.compute_gradients(x, y)
     loss_separate, grads_separate = separate.compute_gradients(x, y)

@@ -210,7 +210,7 @@ def time_training(model, x, y, batch_size, steps, repeats=5, warmup_steps=5, epo
         plan = getattr(model, "_thread_plan", None)
         for count, steps_run in (plan.steps if plan is not None else {}).items():
             used[count] = used.get(count, 0) + steps_run
-    products = model._matmul_products(batch_size)
+    products = model.plan.matmul_products(batch_size)
     threads = max(used, key=used.get) if used else None
     seconds = median(times)
     return {

@@ -66,33 +66,35 @@ class _Probe:
         self.name = name
         self.tensors = tensors  # indices into parameters.entries, kernel first
         self.activation = activation
-        self.source = source  # the layer whose ``output`` holds the activation's values
+        self.source = source  # the index of the node whose output holds the activation's values
         self.last = last
         self.kind = "dead" if activation in DEAD_FAMILY else "saturated" if activation in SATURATING else None
         self.bounds = SATURATING.get(activation)
 
 
 def _probes(model):
-    """A _Probe per layer that has parameters, in order."""
+    """A _Probe per layer that has parameters, in order. A layer without its own activation
+    (Dense(..., activation=None)) is judged by the activation after it, looking through layers
+    that keep units apart (Dropout, the normalizations)."""
     parameters = model.parameters
     names = model.layer_names()
     by_layer = {}
     for position, entry in enumerate(parameters.entries):
-        by_layer.setdefault(entry[0], []).append(position)
+        by_layer.setdefault(entry.layer, []).append(position)
     trainable = sorted(by_layer)
     probes = []
     for index in trainable:
         layer = model.layers[index]
-        source = layer
-        activation = getattr(getattr(layer, "activation", None), "name", "linear")
+        source = index
+        activation = getattr(layer.activation, "name", "linear")
         if activation == "linear":
-            # Dense(..., activation=None) followed by an Activation layer (Dropout in between is fine).
-            for following in model.layers[index + 1:]:
-                if isinstance(following, layers_module.Dropout):
-                    continue
-                if isinstance(following, layers_module.Activation):
-                    source, activation = following, following.activation.name
-                break
+            for position in range(index + 1, len(model.layers)):
+                following = model.layers[position]
+                if following.activation is not None and following.activation.name != "linear":
+                    source, activation = position, following.activation.name
+                    break
+                if not following.keeps_units:
+                    break
         probes.append(_Probe(names[index], by_layer[index], activation, source, index == trainable[-1]))
     return probes
 
@@ -135,15 +137,16 @@ class GradientCollector:
         return xp.stack([xp.dot(part, part) for part in parts])
 
     def gradients(self, first):
-        """Add this batch: gradients are in ``parameters.grad``, outputs in the layers."""
+        """Add this batch: gradients are in ``parameters.grad``, outputs in the step plan's record."""
         xp = self.xp
+        plan = self.model.plan
         if not (self.sample and self._grad_steps):
             squares = self._squared_norms(self.parameters.grad)
             self._grad_sq = squares if self._grad_sq is None else self._grad_sq + squares
             self._grad_steps += 1
         if self.tracked and not (self.sample and self._rows >= SAMPLE_ROWS):
             for position, probe in enumerate(self.tracked):
-                y = probe.source.output
+                y = plan.output_of(probe.source)
                 if probe.kind == "dead":
                     value = (y > 0).any(axis=0)
                     seen = self._active[position]
@@ -154,7 +157,7 @@ class GradientCollector:
                         dtype="float64") / y.shape[1]
                     seen = self._active[position]
                     self._active[position] = value if seen is None else seen + value
-            self._rows += int(self.tracked[0].source.output.shape[0])
+            self._rows += int(plan.output_of(self.tracked[0].source).shape[0])
         if first and self._snapshot is None and self._update_sq is None:
             self._snapshot = self.parameters.data.copy()
 
@@ -380,10 +383,9 @@ def gradient_check(model, x, y, epsilon=1e-5, max_entries=32, seed=0, atol=1e-6)
     backend = check.backend
     x_device = backend.asarray(x, dtype="float64")
     _, analytic = check.compute_gradients(x_device, y)
-    n = int(x_device.shape[0])
 
-    def loss():
-        return check.evaluate(x_device, y, batch_size=n)["loss"]
+    def loss():  # in training mode, as the gradients are (batch statistics; dropout is off)
+        return check.compute_gradients(x_device, y)[0]
 
     data = check.parameters.data
     names = check.layer_names()

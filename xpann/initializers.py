@@ -74,6 +74,16 @@ class RandomNormal(Initializer):
         return {"mean": self.mean, "stddev": self.stddev}
 
 
+class StandardNormal(RandomNormal):
+    """N(0, 1), torch.nn.Embedding's default."""
+
+    def __init__(self):
+        super().__init__(mean=0.0, stddev=1.0)
+
+    def get_config(self):
+        return {}
+
+
 class RandomUniform(Initializer):
     """U(minval, maxval)."""
 
@@ -157,6 +167,7 @@ INITIALIZERS = Registry(
         "lecun_normal": LecunNormal,
         "constant": Constant,
         "random_normal": RandomNormal,
+        "normal": StandardNormal,
         "random_uniform": RandomUniform,
         "variance_scaling": VarianceScaling,
     },

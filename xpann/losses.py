@@ -1,9 +1,15 @@
 """Losses reduced to a mean over the batch, each with its gradient.
 
-``value_and_grad(backend, y_true, y_pred)`` returns the loss as a 0-d device array (no host
-sync) and dL/dy_pred. The cross-entropies also offer ``logits_value_and_grad``: the loss of
-``activation(logits)`` and its gradient with respect to the logits, fused and stable for any
-logits, which a model uses when its output layer ends in the matching softmax or sigmoid.
+``value_and_grad(backend, y_true, y_pred, sample_weight=None)`` returns the loss as a 0-d device
+array (no host sync) and dL/dy_pred. The cross-entropies also offer ``logits_value_and_grad``:
+the loss of ``activation(logits)`` and its gradient with respect to the logits, fused and stable
+for any logits, which a model uses when its output layer ends in the matching softmax or sigmoid.
+
+With per-sample weights ``w`` the batch loss is ``sum(w_i * loss_i) / n`` (Keras' reduction),
+``loss_i`` each sample's loss (the mean over its outputs for mse, mae, huber and binary
+cross-entropy); rmse is the square root of the weighted mse. Each loss gives its per-sample
+values and their gradient in ``per_sample`` (and ``logits_per_sample`` for the cross-entropies);
+the unweighted path stays the fast one.
 """
 
 from . import activations
@@ -34,7 +40,17 @@ class Loss(Configurable):
             y_true = y_true.astype(y_pred.dtype).reshape(y_pred.shape)
         return float(self.value_and_grad(backend, y_true, y_pred)[0])
 
-    def value_and_grad(self, backend, y_true, y_pred):
+    def value_and_grad(self, backend, y_true, y_pred, sample_weight=None):
+        if sample_weight is None:
+            return self.mean_value_and_grad(backend, y_true, y_pred)
+        return _weighted(backend, self.per_sample(backend, y_true, y_pred), sample_weight)
+
+    def mean_value_and_grad(self, backend, y_true, y_pred):
+        """The unweighted batch loss and its gradient."""
+        raise NotImplementedError
+
+    def per_sample(self, backend, y_true, y_pred):
+        """(loss_i for each sample, d loss_i / d y_pred row by row)."""
         raise NotImplementedError
 
     def fuses_with(self, activation):
@@ -46,15 +62,38 @@ class Loss(Configurable):
         )
 
 
+def _weighted(backend, per_sample, sample_weight):
+    """sum(w_i loss_i) / n and its gradient, from per-sample losses and their row gradients."""
+    values, grad = per_sample
+    n = values.shape[0]
+    w = sample_weight.astype(values.dtype, copy=False)
+    loss = backend.xp.dot(values, w) / n
+    scale = (w / n).reshape((n,) + (1,) * (grad.ndim - 1))
+    return loss, grad * scale
+
+
+def _row_mean(r):
+    """Each row's mean over the outputs (a 1-D r is one output per sample)."""
+    return r.reshape(r.shape[0], -1).mean(axis=1)
+
+
+def _per_output(r):
+    """1 / (outputs per sample), for gradients of a row mean."""
+    return 1.0 / max(r[0].size, 1) if r.shape[0] else 1.0
+
 
 class MeanSquaredError(Loss):
     """mean((y_pred - y_true)^2); grad 2 r / size."""
 
     name = "mean_squared_error"
 
-    def value_and_grad(self, backend, y_true, y_pred):
+    def mean_value_and_grad(self, backend, y_true, y_pred):
         r = y_pred - y_true
         return (r * r).mean(), r * (2.0 / r.size)
+
+    def per_sample(self, backend, y_true, y_pred):
+        r = y_pred - y_true
+        return _row_mean(r * r), r * (2.0 * _per_output(r))
 
 
 class MeanAbsoluteError(Loss):
@@ -62,9 +101,13 @@ class MeanAbsoluteError(Loss):
 
     name = "mean_absolute_error"
 
-    def value_and_grad(self, backend, y_true, y_pred):
+    def mean_value_and_grad(self, backend, y_true, y_pred):
         r = y_pred - y_true
         return backend.xp.abs(r).mean(), backend.xp.sign(r) * (1.0 / r.size)
+
+    def per_sample(self, backend, y_true, y_pred):
+        r = y_pred - y_true
+        return _row_mean(backend.xp.abs(r)), backend.xp.sign(r) * _per_output(r)
 
 
 class RootMeanSquaredError(Loss):
@@ -72,12 +115,21 @@ class RootMeanSquaredError(Loss):
 
     name = "root_mean_squared_error"
 
-    def value_and_grad(self, backend, y_true, y_pred):
+    def mean_value_and_grad(self, backend, y_true, y_pred):
         xp = backend.xp
         r = y_pred - y_true
         loss = xp.sqrt((r * r).mean())
         tiny = xp.finfo(r.dtype).tiny
         return loss, r / (r.size * xp.maximum(loss, tiny))
+
+    def value_and_grad(self, backend, y_true, y_pred, sample_weight=None):
+        """sqrt(sum(w_i mse_i) / n); grad w_i r / (n k loss)."""
+        if sample_weight is None:
+            return self.mean_value_and_grad(backend, y_true, y_pred)
+        xp = backend.xp
+        mse, grad = _weighted(backend, MeanSquaredError().per_sample(backend, y_true, y_pred), sample_weight)
+        loss = xp.sqrt(mse)
+        return loss, grad / (2 * xp.maximum(loss, xp.finfo(grad.dtype).tiny))
 
 
 class Huber(Loss):
@@ -88,13 +140,20 @@ class Huber(Loss):
     def __init__(self, delta=1.0):
         self.delta = positive("delta", delta)
 
-    def value_and_grad(self, backend, y_true, y_pred):
+    def mean_value_and_grad(self, backend, y_true, y_pred):
         xp = backend.xp
         r = y_pred - y_true
         a = xp.abs(r)
         d = self.delta
         loss = xp.where(a <= d, 0.5 * r * r, d * (a - 0.5 * d)).mean()
         return loss, xp.clip(r, -d, d) * (1.0 / r.size)
+
+    def per_sample(self, backend, y_true, y_pred):
+        xp = backend.xp
+        r = y_pred - y_true
+        a = xp.abs(r)
+        d = self.delta
+        return _row_mean(xp.where(a <= d, 0.5 * r * r, d * (a - 0.5 * d))), xp.clip(r, -d, d) * _per_output(r)
 
     def get_config(self):
         return {"delta": self.delta}
@@ -106,10 +165,18 @@ class _CrossEntropy(Loss):
             raise ValueError(f"from_logits must be True or False, got {from_logits!r}.")
         self.from_logits = from_logits
 
-    def value_and_grad(self, backend, y_true, y_pred):
+    def value_and_grad(self, backend, y_true, y_pred, sample_weight=None):
         if self.from_logits:
-            return self.logits_value_and_grad(backend, y_true, y_pred)
-        return self.probabilities_value_and_grad(backend, y_true, y_pred)
+            return self.logits_value_and_grad(backend, y_true, y_pred, sample_weight=sample_weight)
+        if sample_weight is None:
+            return self.probabilities_value_and_grad(backend, y_true, y_pred)
+        return _weighted(backend, self.per_sample(backend, y_true, y_pred), sample_weight)
+
+    def logits_value_and_grad(self, backend, y_true, logits, reuse=False, sample_weight=None):
+        """The loss of activation(logits) and its gradient with respect to the logits."""
+        if sample_weight is None:
+            return self.logits_mean_value_and_grad(backend, y_true, logits, reuse)
+        return _weighted(backend, self.logits_per_sample(backend, y_true, logits), sample_weight)
 
     def get_config(self):
         return {"from_logits": self.from_logits}
@@ -139,11 +206,24 @@ class BinaryCrossentropy(_CrossEntropy):
         grad = xp.where(inside, (p - y_true) / (p * (1 - p)), 0) * (1.0 / p.size)
         return loss, grad
 
-    def logits_value_and_grad(self, backend, y_true, logits, reuse=False):
+    def per_sample(self, backend, y_true, y_pred):
+        xp = backend.xp
+        p, inside = _clipped(xp, y_pred)
+        values = -(y_true * xp.log(p) + (1 - y_true) * xp.log(1 - p))
+        grad = xp.where(inside, (p - y_true) / (p * (1 - p)), 0) * _per_output(p)
+        return _row_mean(values), grad
+
+    def logits_mean_value_and_grad(self, backend, y_true, logits, reuse=False):
         xp = backend.xp
         z = logits
         loss = (xp.maximum(z, 0) - z * y_true + xp.log1p(xp.exp(-xp.abs(z)))).mean()
         return loss, (activations.sigmoid(xp, z) - y_true) * (1.0 / z.size)
+
+    def logits_per_sample(self, backend, y_true, logits):
+        xp = backend.xp
+        z = logits
+        values = xp.maximum(z, 0) - z * y_true + xp.log1p(xp.exp(-xp.abs(z)))
+        return _row_mean(values), (activations.sigmoid(xp, z) - y_true) * _per_output(z)
 
 
 class CategoricalCrossentropy(_CrossEntropy):
@@ -160,13 +240,23 @@ class CategoricalCrossentropy(_CrossEntropy):
         loss = -(y_true * xp.log(p)).sum() / n
         return loss, xp.where(inside, -y_true / p, 0) * (1.0 / n)
 
-    def logits_value_and_grad(self, backend, y_true, logits, reuse=False):
+    def per_sample(self, backend, y_true, y_pred):
+        xp = backend.xp
+        p, inside = _clipped(xp, y_pred)
+        return -(y_true * xp.log(p)).sum(axis=-1), xp.where(inside, -y_true / p, 0)
+
+    def logits_mean_value_and_grad(self, backend, y_true, logits, reuse=False):
         xp = backend.xp
         n = logits.shape[0]
         log_p = _log_softmax(xp, logits)
         loss = -(y_true * log_p).sum() / n
         grad = xp.exp(log_p) * y_true.sum(axis=-1, keepdims=True) - y_true
         return loss, grad * (1.0 / n)
+
+    def logits_per_sample(self, backend, y_true, logits):
+        xp = backend.xp
+        log_p = _log_softmax(xp, logits)
+        return -(y_true * log_p).sum(axis=-1), xp.exp(log_p) * y_true.sum(axis=-1, keepdims=True) - y_true
 
 
 class SparseCategoricalCrossentropy(_CrossEntropy):
@@ -187,7 +277,23 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
         grad[rows, y_true] = xp.where(inside, -1 / p, 0) * (1.0 / n)
         return loss, grad
 
-    def logits_value_and_grad(self, backend, y_true, logits, reuse=False):
+    def per_sample(self, backend, y_true, y_pred):
+        xp = backend.xp
+        rows = xp.arange(y_pred.shape[0])
+        p, inside = _clipped(xp, y_pred[rows, y_true])
+        grad = xp.zeros_like(y_pred)
+        grad[rows, y_true] = xp.where(inside, -1 / p, 0)
+        return -xp.log(p), grad
+
+    def logits_per_sample(self, backend, y_true, logits):
+        xp = backend.xp
+        log_p = _log_softmax(xp, logits)
+        rows = xp.arange(logits.shape[0])
+        grad = xp.exp(log_p)
+        grad[rows, y_true] -= 1
+        return -log_p[rows, y_true], grad
+
+    def logits_mean_value_and_grad(self, backend, y_true, logits, reuse=False):
         """The loss and (softmax(z) - onehot) / n in few passes over small arrays.
 
         shifted = z - max(z); e = exp(shifted); s = sum(e); loss = mean(log s - shifted[label]);

@@ -8,12 +8,13 @@ at the epoch's end.
 import math
 import numbers
 
-from . import _inputs, callbacks as callbacks_module, io, layers as layers_module, losses, optimizers
+from . import _inputs, _weights, callbacks as callbacks_module, io, layers as layers_module, losses, optimizers
 from . import metrics as metrics_module
 from ._checks import float_dtype, fraction, positive_int
+from ._epochs import EpochIterator
 from .backend import host_array, host_generator, resolve_backend
 from .backend._registry import BACKEND_NAMES
-from .parameters import ParameterBuffer
+from .plan import StepPlan
 
 EVALUATION_BATCH = 8192
 _FEATURES_ONLY = object()  # _prepare's marker for "x only" (a y of None is a user mistake)
@@ -39,6 +40,8 @@ class Sequential:
         if layers is not None and not isinstance(layers, (list, tuple)):
             raise ValueError(f"layers must be a list of xpann layers, got {layers!r}.")
         self._parameters = None
+        self._plan = None
+        self._fuse = True
         self.layers = []
         for layer in layers or []:
             self.add(layer)
@@ -78,7 +81,7 @@ class Sequential:
 
     @property
     def built(self):
-        return self._parameters is not None
+        return self._plan is not None
 
     @property
     def backend(self):
@@ -93,6 +96,11 @@ class Sequential:
     def output_dim(self):
         return self.layers[-1].output_dim if self.built else None
 
+    @property
+    def plan(self):
+        """The step plan (nodes, flat buffers, fusion choices), once the model is built."""
+        return self._plan
+
     def build(self, input_dim):
         """Create the weights for inputs of ``input_dim`` features."""
         if not self.layers:
@@ -102,31 +110,22 @@ class Sequential:
         width = input_dim
         for layer in self.layers:
             width = layer.build(width)
-        parameters = ParameterBuffer(backend, self.dtype, self.layers)
-        parameters.initialize(self._rng)
-        device_generator = backend.device_generator(int(self._rng.integers(2**63)))
-        self._device_generator = device_generator
-        for index, layer in enumerate(self.layers):
-            layer.attach(backend, self.dtype, parameters.layer_views(parameters.data, index),
-                         parameters.layer_views(parameters.grad, index), device_generator)
-        for index, layer in enumerate(self.layers):
-            layer.attach_block(parameters.layer_block(parameters.data, index),
-                               parameters.layer_block(parameters.grad, index))
-        for producer, consumer in zip(self.layers, self.layers[1:]):
-            consumer.link_input(producer)
-        self.layers[-1].mark_output()
+        plan = StepPlan(self.layers, self.layer_names(), backend, self.dtype, self._rng, fuse=self._fuse)
         self._backend = backend
-        self._parameters = parameters
-        self._first_trainable = next(
-            (i for i, layer in enumerate(self.layers) if layer.parameter_specs()), len(self.layers))
+        self._plan = plan
+        self._parameters = plan.parameters
+        self._device_generator = plan.generator
+        if self.loss is not None:
+            plan.set_loss(self.loss)
         if self.optimizer is not None:
-            self.optimizer.build(backend, parameters.data)
+            self.optimizer.build(backend, plan.parameters.data)
 
     def _require_built(self, what):
         if not self.built:
             raise ValueError(f"The model has no weights yet; give input_dim or call fit before {what}.")
 
     def count_params(self):
+        """The number of trainable parameters."""
         self._require_built("count_params")
         return self._parameters.size
 
@@ -139,24 +138,26 @@ class Sequential:
         """``{"dense_1/kernel": array, "dense_1/bias": array, ...}``: every tensor (trainable or
         state) as a host numpy copy, in get_weights' order, named ``layer name/tensor name``."""
         self._require_built("named_weights")
-        names = self.layer_names()
-        tensors = [f"{names[entry[0]]}/{entry[1]}" for entry in self._parameters.entries]
-        return dict(zip(tensors, self.get_weights()))
+        to_numpy = self._backend.to_numpy
+        return {name: to_numpy(view).copy() for name, view in self._plan.named_tensors()}
 
     def summary(self, print_fn=print):
-        """Print a table of the layers, their output widths and parameter counts."""
+        """Print a table of the layers, their output widths and parameter counts (trainable and state)."""
         rows = [("Layer", "Output", "Params")]
-        total = 0
-        for name, layer in zip(self.layer_names(), self.layers):
+        total = kept = 0
+        for index, (name, layer) in enumerate(zip(self.layer_names(), self.layers)):
             count = sum(math.prod(spec[1]) for spec in layer.parameter_specs()) if self.built else 0
+            state = sum(math.prod(spec[1]) for spec in layer.state_specs()) if self.built else 0
             total += count
-            detail = f" ({layer.activation.name})" if hasattr(layer, "activation") else ""
-            rows.append((name + detail, str(layer.output_dim) if self.built else "?", str(count)))
+            kept += state
+            detail = f" ({layer.activation.name})" if layer.activation is not None else ""
+            params = f"{count}" + (f" + {state} state" if state else "")
+            rows.append((name + detail, str(layer.output_dim) if self.built else "?", params))
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         lines = [f"Model: {self.name} (backend {self.backend.name}, {self.dtype})"]
         for row in rows:
             lines.append(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}")
-        lines.append(f"Total parameters: {total}")
+        lines.append(f"Total parameters: {total}" + (f" (and {kept} non-trainable state values)" if kept else ""))
         print_fn("\n".join(lines))
 
     # ----- training set-up -------------------------------------------------------------------
@@ -177,79 +178,32 @@ class Sequential:
         self.optimizer, self.loss = optimizer, loss
         self.metric_names, self.metrics = metric_names, metric_objects
         if self.built:
+            self._plan.set_loss(loss)
             self.optimizer.build(self._backend, self._parameters.data)
 
     def _require_compiled(self, what):
         if self.loss is None:
             raise ValueError(f"Call compile(optimizer=..., loss=...) before {what}.")
 
-    @property
-    def _fused_output(self):
-        """True when the loss is computed from the last layer's logits (softmax/sigmoid + CE)."""
-        last = self.layers[-1]
-        return hasattr(last, "backward_from_logits") and self.loss.fuses_with(last.activation)
-
     # ----- the training step -----------------------------------------------------------------
 
-    def _forward(self, x, training, logits_only=False):
-        """The layers in turn; ``logits_only`` stops the last layer at its logits (for the fused
-        loss when nothing needs the probabilities), and then returns None."""
-        last = self.layers[-1]
-        for layer in self.layers:
-            if logits_only and layer is last:
-                return layer.forward(x, training, activate=False)
-            x = layer.forward(x, training)
-        return x
+    def _train_step(self, x, y, step=0, gradient_hook=None, need_output=True, sample_weight=None):
+        """Forward, backward and one optimizer step (see ``StepPlan.train_step``)."""
+        return self._plan.train_step(self.optimizer, x, y, sample_weight, gradient_hook, need_output, step)
 
-    def _matmul_products(self, rows):
-        """(m, n, k) of each matrix product in one training step on ``rows`` samples."""
-        products = []
-        for index, layer in enumerate(self.layers):
-            products.extend(layer.matmul_products(rows, need_input_grad=index > self._first_trainable))
-        return products
-
-    def _loss_and_gradient(self, y, output, fused=None, reuse=False):
-        """The batch loss (device scalar) and the gradient to start backward from; ``reuse``
-        (training) lets a fused loss keep its buffers from step to step."""
-        backend = self._backend
-        if self._fused_output if fused is None else fused:
-            if reuse:
-                return self.loss.logits_value_and_grad(backend, y, self.layers[-1].logits, reuse=True)
-            return self.loss.logits_value_and_grad(backend, y, self.layers[-1].logits)
-        return self.loss.value_and_grad(backend, y, output)
-
-    def _backward(self, grad, fused=None):
-        last = len(self.layers) - 1
-        stop = self._first_trainable
-        if self._fused_output if fused is None else fused:
-            grad = self.layers[last].backward_from_logits(grad, need_input_grad=last > stop)
-            last -= 1
-        for index in range(last, stop - 1, -1):
-            grad = self.layers[index].backward(grad, need_input_grad=index > stop)
-
-    def _train_step(self, x, y, step=0, gradient_hook=None, need_output=True):
-        """Forward, backward and one optimizer step; ``gradient_hook(step)`` runs before the update.
-
-        Returns the batch loss (a device scalar) and the model's output, or None for the output
-        when ``need_output`` is False and the loss is fused with the output activation (the
-        probabilities are then not computed; the last layer's ``output`` still gives them)."""
-        fused = self._fused_output
-        output = self._forward(x, training=True, logits_only=fused and not need_output)
-        loss, grad = self._loss_and_gradient(y, output, fused, reuse=True)
-        self._backward(grad, fused)
-        if gradient_hook is not None:
-            gradient_hook(step)
-        parameters = self._parameters
-        self.optimizer.apply(parameters.data, parameters.grad, parameters.segments)
-        return loss, output
-
-    def compute_gradients(self, x, y):
-        """The loss and the gradient of every weight tensor for one batch, without updating
-        (training-mode forward, so dropout is applied). Returns (loss float, [numpy arrays])."""
+    def compute_gradients(self, x, y, sample_weight=None):
+        """The loss and the gradient of every trainable tensor for one batch, without updating
+        (training-mode forward, so dropout is applied and moving statistics move). Returns
+        (loss float, [numpy arrays] in the order of ``parameters.entries``)."""
         self._require_compiled("compute_gradients")
         x, y = self._prepare(x, y)
-        loss, grad = self._loss_and_gradient(y, self._forward(x, training=True))
-        self._backward(grad)
+        weights = self._sample_weights(sample_weight, None, y, x.shape[0])
+        plan = self._plan
+        output = plan.forward(x)
+        loss, grad = plan.loss_and_gradient(y, output, plan.logits, weights)
+        plan.backward(grad)
+        if plan.regularized:
+            loss = loss + plan.penalty(with_gradient=True)
         backend = self._backend
         return float(loss), [backend.to_numpy(g).copy() for g in self._parameters.tensors(self._parameters.grad)]
 
@@ -258,6 +212,7 @@ class Sequential:
         x = _inputs.features(self.backend, x, self.dtype, self.input_dim, what=names[0])
         if not self.built:
             self.build(x.shape[1])
+        self._plan.check_input(x)
         backend = self._backend
         if y is _FEATURES_ONLY:
             return x
@@ -265,30 +220,48 @@ class Sequential:
         _inputs.same_length(x, y, *names)
         return x, y
 
-    def train_on_batch(self, x, y):
+    def _sample_weights(self, sample_weight, class_weight, y, rows, what="sample_weight"):
+        return _weights.sample_weights(self._backend, sample_weight, class_weight, y, self.loss, self.output_dim,
+                                       self.dtype, rows, what=what)
+
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
         """One forward, backward and update on exactly this batch; returns the loss before the update."""
         self._require_compiled("train_on_batch")
         x, y = self._prepare(x, y)
-        with self._backend.matmul_threads(self._matmul_products(x.shape[0])):
-            loss, _ = self._train_step(x, y, need_output=False)
+        weights = self._sample_weights(sample_weight, class_weight, y, x.shape[0])
+        if not self.optimizer.built:
+            self.optimizer.build(self._backend, self._parameters.data)
+        with self._backend.matmul_threads(self._plan.matmul_products(x.shape[0])):
+            loss, _ = self._train_step(x, y, need_output=False, sample_weight=weights)
         return float(loss)
 
     def fit(self, x, y, epochs=1, batch_size=32, verbose=1, callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True):
+            validation_data=None, shuffle=True, sample_weight=None, class_weight=None, initial_epoch=0):
         """Train for ``epochs`` passes over (x, y); ``batch_size=None`` is full-batch gradient descent.
 
-        ``validation_split`` holds out the last fraction of the samples (before shuffling).
+        ``validation_split`` holds out the last fraction of the samples (before shuffling);
+        ``validation_data`` is (x, y) or (x, y, sample_weight). A batch's loss is
+        ``sum(w_i * loss_i) / batch size`` with ``w_i`` from ``sample_weight`` times
+        ``class_weight[class]``. ``initial_epoch`` numbers the epochs from there (resuming).
         Returns the History callback: ``history.history["loss"]`` has one float per epoch.
         """
         self._require_compiled("fit")
         epochs = positive_int("epochs", epochs, minimum=0)
+        initial_epoch = positive_int("initial_epoch", initial_epoch, minimum=0)
+        if initial_epoch > epochs:
+            raise ValueError(f"initial_epoch ({initial_epoch}) must not exceed epochs ({epochs}).")
         validation_split = fraction("validation_split", validation_split)
         x, y = self._prepare(x, y)
+        weights = self._sample_weights(sample_weight, class_weight, y, x.shape[0])
         validation = None
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (x_val, y_val).")
-            validation = self._prepare(*validation_data, names=("validation x", "validation y"))
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("validation_data must be a pair (x_val, y_val) or a triple (x_val, y_val, "
+                                 "sample_weight_val).")
+            x_val, y_val = self._prepare(*validation_data[:2], names=("validation x", "validation y"))
+            w_val = None if len(validation_data) == 2 else self._sample_weights(
+                validation_data[2], None, y_val, x_val.shape[0], what="validation sample_weight")
+            validation = (x_val, y_val, w_val)
         elif validation_split:
             split = int(x.shape[0] * (1 - validation_split))
             if split < 1 or split == x.shape[0]:
@@ -296,10 +269,12 @@ class Sequential:
                     f"validation_split={validation_split} leaves no samples for "
                     f"{'training' if split < 1 else 'validation'} out of {x.shape[0]}."
                 )
-            x, y, validation = x[:split], y[:split], (x[split:], y[split:])
+            validation = (x[split:], y[split:], None if weights is None else weights[split:])
+            x, y = x[:split], y[:split]
+            weights = None if weights is None else weights[:split]
         n = x.shape[0]
         batch_size = n if batch_size is None else min(positive_int("batch_size", batch_size), n)
-        steps = math.ceil(n / batch_size)
+        batches = EpochIterator(self._backend, x, y, weights, batch_size, shuffle, self._rng)
 
         self.history = callbacks_module.History()
         if callbacks is not None and not isinstance(callbacks, (list, tuple)):
@@ -309,7 +284,7 @@ class Sequential:
             callbacks_module.TerminateOnNaN()]
         if not any(isinstance(c, callbacks_module.GradientMonitor) for c in given):
             extra.append(callbacks_module.GradientMonitor.health_check())  # light, one sampled batch per epoch
-        progress = [callbacks_module.ProgressLogger(verbose, epochs, steps)] if verbose else []
+        progress = [callbacks_module.ProgressLogger(verbose, epochs, batches.steps)] if verbose else []
         callback_list = callbacks_module.CallbackList([self.history, *extra, *given, *progress], self)
         if not self.optimizer.built:
             self.optimizer.build(self._backend, self._parameters.data)
@@ -317,45 +292,30 @@ class Sequential:
         gradient_hook = callback_list.on_train_batch_gradients if callback_list.gradient_callbacks else None
         self.stop_training = False
         callback_list.on_train_begin()
-        with self._backend.matmul_threads(self._matmul_products(batch_size)) as threads:
+        with self._backend.matmul_threads(self._plan.matmul_products(batch_size)) as threads:
             self._thread_plan = threads  # what the last fit ran on, for benchmarks
-            self._fit_epochs(x, y, epochs, batch_size, shuffle, validation, callback_list, gradient_hook, threads)
+            self._fit_epochs(batches, range(initial_epoch, epochs), validation, callback_list, gradient_hook, threads)
         callback_list.on_train_end()
         return self.history
 
-    def _fit_epochs(self, x, y, epochs, batch_size, shuffle, validation, callback_list, gradient_hook, threads):
+    def _fit_epochs(self, batches, epochs, validation, callback_list, gradient_hook, threads):
         backend = self._backend
-        n = x.shape[0]
-        steps = math.ceil(n / batch_size)
-        if shuffle:
-            # Each shuffled batch is gathered into the same two buffers: no copy of the data set
-            # per epoch, and the batch is still in cache when the first product reads it.
-            x_batch = backend.xp.empty((batch_size,) + x.shape[1:], dtype=x.dtype)
-            y_batch = backend.xp.empty((batch_size,) + y.shape[1:], dtype=y.dtype)
+        plan, optimizer = self._plan, self.optimizer
         need_output = bool(self.metrics)
         batch_end = callback_list.on_train_batch_end if callback_list.batch_callbacks else None
         # Each step's loss goes into one device array, summed once at the epoch's end: one
         # operation per step instead of a product and a sum of device scalars.
-        step_losses = backend.xp.zeros(steps, dtype="float64")
-        for epoch in range(epochs):
+        step_losses = backend.xp.zeros(batches.steps, dtype="float64")
+        batch_size = batches.batch_size
+        for epoch in epochs:
             callback_list.on_epoch_begin(epoch)
-            if shuffle:
-                order = backend.asarray(self._rng.permutation(n))
             done = 0
             for metric in self.metrics:
                 metric.reset()
-            for step in range(steps):
+            for step, (xb, yb, wb) in enumerate(batches.epoch()):
                 if threads is not None:
                     threads.refresh()
-                start = step * batch_size
-                stop = min(start + batch_size, n)
-                if shuffle:
-                    rows = order[start:stop]
-                    xb = backend.take_rows(x, rows, out=x_batch[:stop - start])
-                    yb = backend.take_rows(y, rows, out=y_batch[:stop - start])
-                else:
-                    xb, yb = x[start:stop], y[start:stop]
-                loss, output = self._train_step(xb, yb, step, gradient_hook, need_output)
+                loss, output = plan.train_step(optimizer, xb, yb, wb, gradient_hook, need_output, step)
                 step_losses[step] = loss
                 done = step + 1
                 for metric in self.metrics:
@@ -365,8 +325,9 @@ class Sequential:
                     if self.stop_training:  # a batch callback ended training mid-epoch
                         break
             # all batches but the last of an epoch hold batch_size samples
+            seen = min(done * batch_size, batches.rows)
             full = float(step_losses[:done - 1].sum()) * batch_size if done > 1 else 0.0
-            logs = {"loss": (full + float(step_losses[done - 1]) * (stop - (done - 1) * batch_size)) / stop}
+            logs = {"loss": (full + float(step_losses[done - 1]) * (seen - (done - 1) * batch_size)) / seen}
             logs.update({metric.name: metric.result() for metric in self.metrics})
             if validation is not None:
                 logs.update({f"val_{k}": v for k, v in self._evaluate_arrays(*validation).items()})
@@ -376,29 +337,37 @@ class Sequential:
 
     # ----- inference -------------------------------------------------------------------------
 
-    def _evaluate_arrays(self, x, y, batch_size=None):
+    def _evaluate_arrays(self, x, y, weights=None, batch_size=None):
+        """Loss and metrics over (x, y) in batches; the metric objects are this call's own, so
+        calls from several threads do not mix their sums."""
         batch_size = batch_size or EVALUATION_BATCH
+        plan, backend = self._plan, self._backend
+        metrics = [metrics_module.get(name, self.loss) for name in self.metric_names]
         total = None
-        for metric in self.metrics:
-            metric.reset()
         for start in range(0, x.shape[0], batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            output = self._forward(xb, training=False)
-            loss, _ = self._loss_and_gradient(yb, output)
+            wb = None if weights is None else weights[start:start + batch_size]
+            output, logits = plan.infer(xb)
+            loss, _ = plan.loss_and_gradient(yb, output, logits, wb)
             weighted = loss * xb.shape[0]
             total = weighted if total is None else total + weighted
-            for metric in self.metrics:
-                metric.update(self._backend, yb, output)
-        results = {"loss": float(total) / x.shape[0]}
-        results.update({metric.name: metric.result() for metric in self.metrics})
+            for metric in metrics:
+                metric.update(backend, yb, output)
+        loss = float(total) / x.shape[0]
+        if plan.regularized:
+            loss += float(plan.penalty())
+        results = {"loss": loss}
+        results.update({metric.name: metric.result() for metric in metrics})
         return results
 
-    def evaluate(self, x, y, batch_size=None, verbose=0):
-        """The loss and metrics on (x, y) as a dict of floats."""
+    def evaluate(self, x, y, batch_size=None, verbose=0, sample_weight=None):
+        """The loss and metrics on (x, y) as a dict of floats; with ``sample_weight`` the loss is
+        ``sum(w_i * loss_i) / n``."""
         self._require_compiled("evaluate")
         x, y = self._prepare(x, y)
+        weights = self._sample_weights(sample_weight, None, y, x.shape[0])
         batch_size = None if batch_size is None else positive_int("batch_size", batch_size)
-        results = self._evaluate_arrays(x, y, batch_size)
+        results = self._evaluate_arrays(x, y, weights, batch_size)
         if verbose:
             print(" - ".join(f"{name}: {value:.4f}" for name, value in results.items()))
         return results
@@ -408,41 +377,49 @@ class Sequential:
         self._require_built("predict")
         x = self._prepare(x)
         batch_size = EVALUATION_BATCH if batch_size is None else positive_int("batch_size", batch_size)
-        parts = [self._forward(x[start:start + batch_size], training=False).copy()
-                 for start in range(0, x.shape[0], batch_size)]
+        plan = self._plan
+        # copies: an output may be a view of the input (a model of element-wise layers)
+        parts = [plan.infer(x[start:start + batch_size])[0].copy() for start in range(0, x.shape[0], batch_size)]
         output = parts[0] if len(parts) == 1 else self._backend.xp.concatenate(parts)
         return self._backend.to_numpy(output)
 
     # ----- weights ---------------------------------------------------------------------------
 
     def get_weights(self):
-        """[kernel_1, bias_1, kernel_2, bias_2, ...] as host numpy arrays (copies)."""
+        """Layer by layer, its trainable tensors then its state, as host numpy copies:
+        [kernel_1, bias_1, ..., gamma, beta, moving_mean, moving_variance, ...]."""
         self._require_built("get_weights")
-        backend = self._backend
-        return [backend.to_numpy(view).copy() for view in self._parameters.tensors(self._parameters.data)]
+        return list(self.named_weights().values())
 
     def set_weights(self, weights):
-        """Set every weight from a list in get_weights' layout; a wrong shape names the layer."""
+        """Set every tensor from a list in get_weights' layout; a wrong shape names the layer.
+        Everything is checked before anything is assigned."""
         self._require_built("set_weights")
         weights = list(weights)
-        entries = self._parameters.entries
-        if len(weights) != len(entries):
-            raise ValueError(f"set_weights needs {len(entries)} arrays (kernel and bias per Dense layer), "
+        named = self._plan.named_tensors()
+        if len(weights) != len(named):
+            raise ValueError(f"set_weights needs {len(named)} arrays (kernel and bias per Dense layer), "
                              f"got {len(weights)}.")
-        names = self.layer_names()
-        for value, (index, tensor, shape, *_) in zip(weights, entries):
-            got = tuple(value.shape if hasattr(value, "shape") else host_array(value).shape)
-            if got != tuple(shape):
-                raise ValueError(f"Layer {names[index]!r}: {tensor} must have shape {tuple(shape)}, got {got}.")
-        self._parameters.assign(weights)
+        values = []
+        for value, (name, view) in zip(weights, named):
+            value = value if self._backend.is_array(value) else host_array(value)
+            if tuple(value.shape) != tuple(view.shape):
+                layer, tensor = name.split("/", 1)
+                raise ValueError(f"Layer {layer!r}: {tensor} must have shape {tuple(view.shape)}, got "
+                                 f"{tuple(value.shape)}.")
+            values.append(value)
+        for value, (_, view) in zip(values, named):
+            view[...] = self._backend.asarray(value, dtype=view.dtype)
 
     def weights_snapshot(self):
-        """A device copy of all weights, for restore_weights."""
+        """A device copy of all tensors (trainable and state), for restore_weights."""
         self._require_built("weights_snapshot")
-        return self._parameters.data.copy()
+        return self._parameters.data.copy(), self._plan.state.data.copy()
 
     def restore_weights(self, snapshot):
-        self._parameters.data[...] = snapshot
+        data, state = snapshot
+        self._parameters.data[...] = data
+        self._plan.state.data[...] = state
 
     @property
     def parameters(self):
@@ -462,8 +439,8 @@ class Sequential:
 
     def save(self, path):
         """Write the model to ``path`` (.npz) atomically; no pickle inside. The file keeps the
-        weights, the configuration, the optimizer's state and the random generators' state, so a
-        loaded model predicts alike and continues training as this one would."""
+        tensors by name, the configuration, the optimizer's state and the random generators'
+        state, so a loaded model predicts alike and continues training as this one would."""
         self._require_built("save")
         config = {
             "model": self.get_config(),
@@ -471,8 +448,9 @@ class Sequential:
             "random_state": {"host": io.generator_state(self._rng),
                              "dropout": io.generator_state(self._device_generator)},
             "compile": None,
+            "tensors": list(self.named_weights()),
         }
-        arrays = {f"weight_{i}": w for i, w in enumerate(self.get_weights())}
+        arrays = {f"{TENSOR_PREFIX}{name}": value for name, value in self.named_weights().items()}
         if self.loss is not None:
             scalars, slots = self.optimizer.get_state() if self.optimizer.built else ({}, {})
             config["compile"] = {
@@ -483,6 +461,11 @@ class Sequential:
             }
             arrays.update({f"optimizer_{name}": self._backend.to_numpy(value) for name, value in slots.items()})
         io.write_model_file(path, config, arrays)
+
+
+TENSOR_PREFIX = "tensor:"
+"""Model-file members that hold tensors are named ``tensor:layer/tensor`` (files of the first
+round numbered them ``weight_0, weight_1, ...`` in get_weights' order, and still load)."""
 
 
 def _snake_case(name):
@@ -500,7 +483,14 @@ def load_model(path, backend=None):
             input_dim=spec["input_dim"], seed=spec.get("seed"), dtype=spec.get("dtype", "float32"),
             backend=backend, name=spec.get("name"),
         )
-        model.set_weights([arrays[f"weight_{i}"] for i in range(len(model.parameters.entries))])
+        names = list(model.named_weights())
+        if config.get("tensors") is not None:
+            if list(config["tensors"]) != names:
+                raise ValueError(f"{path}: the stored tensors {config['tensors']} do not match the layers' "
+                                 f"tensors {names}.")
+            model.set_weights([arrays[f"{TENSOR_PREFIX}{name}"] for name in names])
+        else:  # the first round's numbered members
+            model.set_weights([arrays[f"weight_{i}"] for i in range(len(names))])
         compiled = config.get("compile")
         if compiled:
             model.compile(optimizer=optimizers.deserialize(compiled["optimizer"]),
