@@ -102,6 +102,64 @@ def sparse_categorical_crossentropy_logits(labels, z):
     return -numpy.mean(log_softmax(z)[numpy.arange(z.shape[0]), labels])
 
 
+def per_sample_losses(name, y, p):
+    """Each sample's loss (the mean over its outputs for mse, mae, huber, binary cross-entropy)."""
+    rows = p.shape[0]
+    if name == "sparse_categorical_crossentropy":
+        return -numpy.log(numpy.clip(p[numpy.arange(rows), y], EPSILON, 1 - EPSILON))
+    if name == "categorical_crossentropy":
+        return -numpy.sum(y * numpy.log(numpy.clip(p, EPSILON, 1 - EPSILON)), axis=1)
+    y, p = y.reshape(rows, -1), p.reshape(rows, -1)
+    r = p - y
+    if name == "mse":
+        values = r**2
+    elif name == "mae":
+        values = numpy.abs(r)
+    elif name == "huber":
+        a = numpy.abs(r)
+        values = numpy.where(a <= 1.0, 0.5 * r**2, a - 0.5)
+    else:  # binary_crossentropy
+        q = numpy.clip(p, EPSILON, 1 - EPSILON)
+        values = -(y * numpy.log(q) + (1 - y) * numpy.log(1 - q))
+    return values.mean(axis=1)
+
+
+def weighted_loss(name, y, p, w):
+    """Keras' reduction: sum(w_i * loss_i) / batch size."""
+    return float(numpy.sum(w * per_sample_losses(name, y, p)) / p.shape[0])
+
+
+# ----- normalization and embedding layers (torch.nn.BatchNorm1d, LayerNorm, Embedding) -------
+
+
+def batch_norm_train(x, gamma, beta, moving_mean, moving_var, momentum=0.1, eps=1e-5):
+    """(y, new moving mean, new moving variance): batch mean and biased variance normalise; the
+    moving statistics take the unbiased variance."""
+    n = x.shape[0]
+    mean = x.mean(axis=0)
+    var = ((x - mean) ** 2).mean(axis=0)
+    y = (x - mean) / numpy.sqrt(var + eps) * gamma + beta
+    unbiased = var * n / (n - 1)
+    return y, (1 - momentum) * moving_mean + momentum * mean, (1 - momentum) * moving_var + momentum * unbiased
+
+
+def batch_norm_inference(x, gamma, beta, moving_mean, moving_var, eps=1e-5):
+    return (x - moving_mean) / numpy.sqrt(moving_var + eps) * gamma + beta
+
+
+def layer_norm(x, gamma, beta, eps=1e-5):
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mean) / numpy.sqrt(var + eps) * gamma + beta
+
+
+def category_embedding(x, columns, tables):
+    """The numeric columns in order, then each coded column's table row."""
+    numeric = [c for c in range(x.shape[1]) if c not in columns]
+    parts = [x[:, numeric]] + [table[x[:, c].astype(int)] for c, table in zip(columns, tables)]
+    return numpy.concatenate(parts, axis=1)
+
+
 # ----- initializers --------------------------------------------------------------------------
 
 def initializer_spread(name, fan_in, fan_out):

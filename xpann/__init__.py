@@ -11,6 +11,7 @@ from . import (
     metrics,
     optimizers,
     preprocessing,
+    regularizers,
     schedules,
 )
 from ._version import __version__
@@ -40,6 +41,7 @@ __all__ = [
     "metrics",
     "optimizers",
     "preprocessing",
+    "regularizers",
     "schedules",
     "set_backend",
     "use_backend",

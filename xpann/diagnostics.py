@@ -90,10 +90,10 @@ def _probes(model):
         if activation == "linear":
             for position in range(index + 1, len(model.layers)):
                 following = model.layers[position]
+                if not following.keeps_units:
+                    break
                 if following.activation is not None and following.activation.name != "linear":
                     source, activation = position, following.activation.name
-                    break
-                if not following.keeps_units:
                     break
         probes.append(_Probe(names[index], by_layer[index], activation, source, index == trainable[-1]))
     return probes

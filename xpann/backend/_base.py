@@ -77,6 +77,10 @@ class Backend:
         """``x[rows]`` for a device vector of valid row indices, written into ``out`` when given."""
         return self.xp.take(x, rows, axis=0, out=out)
 
+    def add_rows(self, target, rows, values):
+        """``target[rows[i]] += values[i]`` for every i, repeated rows adding up (a scatter-add)."""
+        self.xp.add.at(target, rows, values)
+
     def device_generator(self, seed):
         """A random generator that draws on this backend's device."""
         return self.xp.random.default_rng(seed)

@@ -93,6 +93,11 @@ class CupyBackend(Backend):
         kernels = _kernels()
         return None if kernels is None else kernels.LAYER_KERNELS.get(name)
 
+    def add_rows(self, target, rows, values):
+        import cupyx
+
+        cupyx.scatter_add(target, rows, values)
+
     def erfc(self, x):
         if self._erfc is None:
             from cupyx.scipy.special import erfc

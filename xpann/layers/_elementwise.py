@@ -8,6 +8,8 @@ from ._base import Layer
 class Activation(Layer):
     """y = activation(x), elementwise (softmax over the last axis)."""
 
+    keeps_units = True
+
     def __init__(self, activation, name=None):
         super().__init__(name)
         self.activation = activations.get(activation)

@@ -57,7 +57,7 @@ class CategoryEmbedding(Layer):
             column, values = self.columns[position], backend.to_numpy(codes[:, position])
             wrong = values[(values < 0) | (values >= self.input_dims[position]) | (values != values.round())]
             raise ValueError(f"CategoryEmbedding: input column {column} must hold whole-number codes 0 .. "
-                             f"{self.input_dims[position] - 1}, got {wrong[0]!r}.")
+                             f"{self.input_dims[position] - 1}, got {float(wrong[0]):g}.")
 
     def new_workspace(self, node, rows):
         space = Workspace(rows)
