@@ -104,12 +104,13 @@ def test_a_subclass_with_its_own_update_keeps_it():
     numpy.testing.assert_array_equal(params, 0.5)
 
 
-def test_the_cpu_kernel_names_are_those_the_numba_module_holds():
+def test_every_rule_finds_its_kernels_under_its_kernel_name():
     if _fused.unavailable_reason() is not None:
         pytest.skip(f"fused kernels unavailable: {_fused.unavailable_reason()}")
     from xpann.backend._fused_kernels import KERNELS
 
-    assert set(KERNELS) == _fused.NAMES
+    rules = [xpann.optimizers.get(name) for name in xpann.optimizers.OPTIMIZERS.names()]
+    assert {rule.kernel or rule.name for rule in rules} | {"bias_relu", "relu", "relu_backward"} == set(KERNELS)
     assert _fused.kernel("sparse_softmax_crossentropy") is None
 
 

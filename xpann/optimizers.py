@@ -5,10 +5,19 @@ array per slot), then ``apply(params, grads)`` makes one step: clipping of the l
 then L2 weight decay ``g += wd * p`` (decoupled in AdamW), then the rule's ``update_step``.
 Full-batch GD, SGD and mini-batch descent are one rule; batching belongs to the training loop.
 
-Where the backend offers a fused kernel for a rule (``backend.fused_update(name)``: numba on the
+Where the backend offers a fused kernel for a rule (``backend.fused_update(kernel)``: numba on the
 CPU, when installed; a CuPy kernel on a GPU), weight decay and the update run in one pass over the
 buffer; it makes the same operations in the same order as the array code below, so the results are
 bitwise the same.
+
+Adding a rule: subclass ``Optimizer`` with a ``name`` (that registers it for ``get``), its
+``slot_names`` and its ``update_step`` (the array code, which is the reference); that is all it
+needs to run on every backend. To give it one-pass kernels, write the same operations once more per
+kernel language, each in its kernel module's table under the rule's ``kernel`` name: a numba
+function in ``backend/_fused_kernels.py`` (KERNELS) and a CuPy ElementwiseKernel in
+``backend/_cupy_kernels.py`` (OPTIMIZERS); then ``fused_step`` passes them the scalars rounded as the
+array code rounds them. ``tests/test_fused_updates.py`` checks each kernel against the array code,
+bit for bit, once the rule is added to its list.
 """
 
 from . import schedules
@@ -16,11 +25,21 @@ from ._checks import fraction, non_negative, positive_or_none
 from ._registry import Configurable, Registry
 
 
+_RULES = {}  # name -> class, filled as the classes are defined
+
+
 class Optimizer(Configurable):
     """Base class: learning rate (float or schedule), weight decay and gradient clipping."""
 
     name = "optimizer"
+    kernel = None
+    """The name of the backends' fused kernel for this rule (None: the rule's ``name``)."""
     slot_names = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" in vars(cls):
+            _RULES[cls.name] = cls
 
     def __init__(self, learning_rate, weight_decay=0.0, clipnorm=None, global_clipnorm=None,
                  clipvalue=None):
@@ -47,7 +66,7 @@ class Optimizer(Configurable):
         fused_update = getattr(backend, "fused_update", None)
         self._fused = None
         if fused_update is not None and _defined_in(type(self), "fused_step") is _defined_in(type(self), "update_step"):
-            self._fused = fused_update(self.name, params)  # a subclass with its own update_step keeps it
+            self._fused = fused_update(self.kernel or self.name, params)  # a subclass with its own update_step keeps it
 
     @property
     def built(self):
@@ -272,6 +291,7 @@ class Adam(Optimizer):
     p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)."""
 
     name = "adam"
+    kernel = "adam"  # AdamW's too
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, amsgrad=False,
                  weight_decay=0.0, **clipping):
@@ -415,19 +435,7 @@ def _decay_add_square(xp, avg, g, rho, scratch):
     avg += scratch
 
 
-OPTIMIZERS = Registry(
-    "optimizer",
-    {
-        "sgd": SGD,
-        "adagrad": Adagrad,
-        "adadelta": Adadelta,
-        "rmsprop": RMSprop,
-        "adam": Adam,
-        "adamw": AdamW,
-        "nadam": Nadam,
-    },
-    base=Optimizer,
-)
+OPTIMIZERS = Registry("optimizer", _RULES, base=Optimizer)
 
 
 def get(identifier):

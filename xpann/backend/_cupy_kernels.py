@@ -183,6 +183,6 @@ def sparse_softmax_crossentropy(logits, labels, grad, per_sample):
 
 
 OPTIMIZERS = {"sgd": sgd, "adagrad": adagrad, "adadelta": adadelta, "rmsprop": rmsprop, "adam": adam,
-              "adamw": adam, "nadam": nadam}
+              "nadam": nadam}
 LAYER_KERNELS = {"bias_relu": bias_relu, "relu": relu, "relu_backward": relu_backward,
                  "sparse_softmax_crossentropy": sparse_softmax_crossentropy}

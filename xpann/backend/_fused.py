@@ -16,9 +16,6 @@ import os
 
 import numpy
 
-NAMES = frozenset({"sgd", "adagrad", "adadelta", "rmsprop", "adam", "adamw", "nadam", "bias_relu", "relu",
-                   "relu_backward"})
-"""The kernels ``_fused_kernels`` holds (asking for another name loads nothing)."""
 _KERNELS = None
 _UNAVAILABLE = None  # why the kernels cannot be used here, once known
 
@@ -37,9 +34,9 @@ def unavailable_reason():
 
 
 def kernel(name):
-    """The fused kernel ``name`` (an optimizer's name, or bias_relu, relu, relu_backward), or None
-    (numba missing, turned off, or no such kernel)."""
-    if name not in NAMES or not enabled():
+    """The fused kernel ``name`` (an optimizer's kernel name, or bias_relu, relu, relu_backward), or
+    None (numba missing, turned off, or no such kernel)."""
+    if not enabled():
         return None
     kernels = _load()
     return None if kernels is None else kernels.get(name)

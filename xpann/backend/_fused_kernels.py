@@ -174,5 +174,4 @@ def relu_backward(dy, y, dz):
             dz[i, j] = dy[i, j] * (one if y[i, j] > 0 else zero)
 
 
-KERNELS = {"sgd": sgd, "adagrad": adagrad, "adadelta": adadelta, "rmsprop": rmsprop, "adam": adam,
-           "adamw": adam, "nadam": nadam, "bias_relu": bias_relu, "relu": relu, "relu_backward": relu_backward}
+KERNELS = {"sgd": sgd, "adagrad": adagrad, "adadelta": adadelta, "rmsprop": rmsprop, "adam": adam, "nadam": nadam, "bias_relu": bias_relu, "relu": relu, "relu_backward": relu_backward}
