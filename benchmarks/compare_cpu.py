@@ -9,6 +9,11 @@ step against the time its matrix products alone would take at that rate.
 
     python benchmarks/compare_cpu.py                      # everything, results to benchmarks/results/
     python benchmarks/compare_cpu.py --quick --no-save    # a short smoke run
+    python benchmarks/compare_cpu.py --libraries xpann_baseline --baseline OLD_CHECKOUT   # before/after
+
+``--baseline DIR`` imports the xpann package of another checkout (an older commit: ``git worktree
+add DIR COMMIT``) under the name ``xpann_baseline`` and runs it in the same rotation, so a change is
+measured against the code before it in one process, interleaved.
 
 Run it with the BLAS left to pick its kernel for the CPU (no OPENBLAS_CORETYPE override): the
 kernel and thread counts are recorded with the results.
@@ -17,6 +22,7 @@ kernel and thread counts are recorded with the results.
 import argparse
 import contextlib
 import datetime
+import importlib.util
 import json
 import os
 import statistics
@@ -65,18 +71,21 @@ OpenMP) have gone to sleep before the next library starts."""
 class Xpann:
     name = "xpann"
 
-    def __init__(self, config, optimizer, x, y, forced_threads=None, generic=False):
+    def __init__(self, config, optimizer, x, y, forced_threads=None, generic=False, package=None):
         self.x, self.y, self.batch = x, y, config["batch"]
         self.forced_threads = forced_threads
         if forced_threads:
             self.name = f"xpann-{forced_threads}t"
         if generic:
             self.name = "xpann_generic"
-        self.model = xpann.Sequential(
-            [*(xpann.layers.Dense(width, activation="relu") for width in config["hidden"]),
-             xpann.layers.Dense(config["classes"], activation="softmax")],
+        library = xpann if package is None else package
+        if package is not None:
+            self.name = "xpann_baseline"
+        self.model = library.Sequential(
+            [*(library.layers.Dense(width, activation="relu") for width in config["hidden"]),
+             library.layers.Dense(config["classes"], activation="softmax")],
             input_dim=config["features"], seed=0, backend="numpy")
-        optimizer_class = {"sgd": xpann.optimizers.SGD, "adam": xpann.optimizers.Adam}[optimizer]
+        optimizer_class = {"sgd": library.optimizers.SGD, "adam": library.optimizers.Adam}[optimizer]
         self.model.compile(optimizer=optimizer_class(**OPTIMIZERS[optimizer]),
                            loss="sparse_categorical_crossentropy")
         # the layers' kernels sit in the step plan's nodes (in versions before the plan, on the layers)
@@ -275,7 +284,20 @@ def products_seconds(products, repeats=7):
     return statistics.median(times)
 
 
-def measure(config_name, optimizer, threads, repeats, epochs, libraries, rates):
+def import_baseline(directory):
+    """The xpann package of the checkout ``directory``, imported as ``xpann_baseline``."""
+    init = os.path.join(os.path.abspath(directory), "xpann", "__init__.py")
+    if not os.path.exists(init):
+        raise SystemExit(f"--baseline {directory}: no xpann/__init__.py there")
+    spec = importlib.util.spec_from_file_location("xpann_baseline", init,
+                                                  submodule_search_locations=[os.path.dirname(init)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["xpann_baseline"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def measure(config_name, optimizer, threads, repeats, epochs, libraries, rates, baseline=None):
     config = CONFIGS[config_name]
     x, y = benchmarking.classification_data(config["features"], config["classes"], config["samples"], seed=0,
                                             noise=LABEL_NOISE)
@@ -290,6 +312,8 @@ def measure(config_name, optimizer, threads, repeats, epochs, libraries, rates):
             runners.append(Xpann(config, optimizer, x, y, forced_threads=threads))
         if "xpann_generic" in libraries and runners[0].fused:
             runners.append(Xpann(config, optimizer, x, y, generic=True))
+        if "xpann_baseline" in libraries:
+            runners.append(Xpann(config, optimizer, x, y, package=baseline))
         if "torch" in libraries:
             runners.append(Torch(config, optimizer, x, y, weights, threads))
         if "sklearn" in libraries:
@@ -437,6 +461,16 @@ def markdown(results, info, rates, title):
             f"| {rate('sklearn')} | {ratio('torch')} | {ratio('sklearn')} | {step:,.0f} us "
             f"| {over('xpann')}, {over('torch')}, {over('sklearn')} | {threads_text(result)} "
             f"| {result['load_average_before_after'][0]:.1f} / {result['load_average_before_after'][1]:.1f} |")
+    baseline = [result for result in results if "xpann_baseline" in result["libraries"]]
+    if baseline:
+        lines += ["", "xpann now and the baseline checkout (before the change), in the same run:", "",
+                  "| config | optimizer | threads | now samples/s | baseline samples/s | now / baseline |",
+                  "|---|---|---|---|---|---|"]
+        for result in baseline:
+            libraries = result["libraries"]
+            now, before = libraries["xpann"]["samples_per_second"], libraries["xpann_baseline"]["samples_per_second"]
+            lines.append(f"| {result['config']} | {result['optimizer']} | {result['threads']} | {now:,.0f} "
+                         f"| {before:,.0f} | {now / before:.3f} |")
     generic = [result for result in results if "xpann_generic" in result["libraries"]]
     if generic:
         lines += ["", "xpann with its fused kernels (numba: optimizer update, ReLU passes) and with its array "
@@ -484,12 +518,17 @@ def main(argv=None):
     parser.add_argument("--name", default=None, help="file name stem (default compare_cpu_<date>)")
     parser.add_argument("--title", default="xpann vs PyTorch vs scikit-learn on the CPU")
     parser.add_argument("--no-save", action="store_true")
+    parser.add_argument("--baseline", metavar="DIR", help="a checkout whose xpann runs beside this one "
+                                                          "(with --libraries xpann_baseline)")
     args = parser.parse_args(argv)
     repeats = 3 if args.quick else args.repeats
     configs = [name.strip() for name in args.configs.split(",") if name.strip()]
     optimizers = [name.strip() for name in args.optimizers.split(",") if name.strip()]
     thread_counts = [int(value) for value in args.threads.split(",") if value.strip()]
     libraries = {name.strip() for name in args.libraries.split(",") if name.strip()}
+    if ("xpann_baseline" in libraries) != bool(args.baseline):
+        parser.error("--libraries xpann_baseline and --baseline DIR go together")
+    baseline = import_baseline(args.baseline) if args.baseline else None
     for name in configs:
         if name not in CONFIGS:
             parser.error(f"unknown config {name!r}; known: {', '.join(CONFIGS)}")
@@ -503,7 +542,7 @@ def main(argv=None):
     for config_name in configs:
         for optimizer in optimizers:
             for threads in thread_counts:
-                result = measure(config_name, optimizer, threads, repeats, args.epochs, libraries, rates)
+                result = measure(config_name, optimizer, threads, repeats, args.epochs, libraries, rates, baseline)
                 results.append(result)
                 parts = [f"{name} {entry['samples_per_second']:,.0f}/s ({entry['step_seconds'] * 1e6:,.0f} us, "
                          f"{entry['step_over_gemm_at_rate']:.2f}x GEMM)" for name, entry in result["libraries"].items()]
