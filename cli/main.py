@@ -1,5 +1,8 @@
 """The ``xpann`` command group: every user mistake becomes one message and a non-zero exit."""
 
+import os
+import sys
+
 import click
 
 import xpann
@@ -55,4 +58,20 @@ cli.add_command(bench)
 
 
 def main():
-    cli()
+    """The command line; under an MPI launcher (``mpiexec -n 4 xpann train ...``) every rank runs the
+    command data-parallel, rank 0 alone prints, and a rank that fails stops them all."""
+    if not xpann.distributed.launched_by_mpi():
+        cli()
+        return
+    ranks = xpann.distributed.init()
+    world = xpann.distributed.world()
+    if world.rank:
+        sys.stdout = open(os.devnull, "w")
+    else:
+        click.echo(f"Data-parallel: {ranks} ranks over {world.engine.upper()}; rank 0 prints and writes files.")
+    try:
+        cli()
+    except SystemExit as stop:
+        if stop.code not in (0, None):
+            world.abort("the command failed (its Error: line says why)")
+        raise

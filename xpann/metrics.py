@@ -40,6 +40,21 @@ class Metric:
         """How many entries the batch adds to the count (every target entry by default)."""
         return y_true.size
 
+    def reduce(self, world, backend):
+        """Sum the running sums and the count over the ranks of ``world`` (data-parallel training,
+        once per epoch): one all-reduce of one flat float64 vector."""
+        xp = backend.xp
+        parts = [xp.asarray(total, dtype="float64").reshape(-1) for total in (self._sums or [])]
+        flat = xp.concatenate(parts + [xp.asarray([float(self._count)], dtype="float64")])
+        world.allreduce(flat, backend)
+        start, sums = 0, []
+        for total, part in zip(self._sums or [], parts):
+            sums.append(flat[start:start + part.size].reshape(xp.asarray(total).shape))
+            start += part.size
+        self._sums = sums if self._sums is not None else None
+        self._count = int(round(float(backend.to_numpy(flat[-1:])[0])))
+        self._backend = backend
+
     def batch_sums(self, y_true, y_pred):
         """0-d device arrays to add up over batches (float64, so counts stay exact)."""
         raise NotImplementedError
@@ -140,6 +155,18 @@ class R2Score(Metric):
             self._shift = y.mean(axis=0)
         d = y - self._shift
         return (r * r).sum(axis=0), d.sum(axis=0), (d * d).sum(axis=0)
+
+    def reduce(self, world, backend):
+        """Move each rank's sums to rank 0's shift s0 before summing: sum(d') = sum(d) + n (s - s0),
+        sum(d'^2) = sum(d^2) + 2 (s - s0) sum(d) + n (s - s0)^2."""
+        xp = backend.xp
+        shift = world.broadcast(backend.to_numpy(self._shift).tolist())
+        s0 = xp.asarray(shift, dtype="float64")
+        move = self._shift - s0
+        residuals, total, total_sq = self._sums
+        self._sums = [residuals, total + self._count * move, total_sq + 2 * move * total + self._count * move * move]
+        self._shift = s0
+        super().reduce(world, backend)
 
     def combine(self, sums, count):
         columns = [sums] if not isinstance(sums[0], list) else [list(c) for c in zip(*sums)]

@@ -5,15 +5,19 @@ nothing is read back to the host: losses and metrics are summed on the device an
 at the epoch's end.
 """
 
+import contextlib
 import math
 import numbers
+import warnings
 
-from . import _inputs, _weights, callbacks as callbacks_module, io, layers as layers_module, losses, optimizers
+from . import _inputs, _weights, callbacks as callbacks_module, distributed, io, layers as layers_module, losses
+from . import optimizers
 from . import metrics as metrics_module
 from ._checks import float_dtype, fraction, positive_int
 from ._epochs import EpochIterator
 from .backend import host_array, host_generator, resolve_backend
 from .backend._registry import BACKEND_NAMES
+from .distributed._training import DataParallel
 from .plan import StepPlan
 
 EVALUATION_BATCH = 8192
@@ -274,7 +278,13 @@ class Sequential:
             weights = None if weights is None else weights[:split]
         n = x.shape[0]
         batch_size = n if batch_size is None else min(positive_int("batch_size", batch_size), n)
-        batches = EpochIterator(self._backend, x, y, weights, batch_size, shuffle, self._rng)
+        world = distributed.world()
+        parallel = None
+        if world.size > 1:
+            parallel = self._data_parallel(world, x, y, weights, batch_size, epochs, shuffle)
+            verbose = verbose if world.rank == 0 else 0
+        batches = EpochIterator(self._backend, x, y, weights, batch_size, shuffle, self._rng,
+                                shard=None if parallel is None else (world.rank, world.size))
 
         self.history = callbacks_module.History()
         if callbacks is not None and not isinstance(callbacks, (list, tuple)):
@@ -291,14 +301,40 @@ class Sequential:
 
         gradient_hook = callback_list.on_train_batch_gradients if callback_list.gradient_callbacks else None
         self.stop_training = False
-        callback_list.on_train_begin()
-        with self._backend.matmul_threads(self._plan.matmul_products(batch_size)) as threads:
-            self._thread_plan = threads  # what the last fit ran on, for benchmarks
-            self._fit_epochs(batches, range(initial_epoch, epochs), validation, callback_list, gradient_hook, threads)
-        callback_list.on_train_end()
+        with contextlib.ExitStack() as stack:
+            if parallel is not None:
+                stack.callback(parallel.remove)
+                parallel.install()
+                if world.rank:  # only rank 0 speaks
+                    stack.enter_context(warnings.catch_warnings())
+                    warnings.simplefilter("ignore")
+            callback_list.on_train_begin()
+            with self._backend.matmul_threads(self._plan.matmul_products(batch_size)) as threads:
+                self._thread_plan = threads  # what the last fit ran on, for benchmarks
+                try:
+                    self._fit_epochs(batches, range(initial_epoch, epochs), validation, callback_list, gradient_hook,
+                                     threads, parallel)
+                except Exception as error:
+                    if parallel is not None:  # the other ranks would wait in the next collective
+                        world.abort(f"{type(error).__name__}: {error}")
+                    raise
+            callback_list.on_train_end()
         return self.history
 
-    def _fit_epochs(self, batches, epochs, validation, callback_list, gradient_hook, threads):
+    def _data_parallel(self, world, x, y, weights, batch_size, epochs, shuffle):
+        """The data-parallel set-up, after checking that every rank trains alike."""
+        if batch_size < world.size:
+            raise ValueError(f"batch_size ({batch_size}) is the global batch in data-parallel training and "
+                             f"must be at least the number of ranks ({world.size}).")
+        parallel = DataParallel(world, self._plan, self._backend)
+        parallel.check_alike(data_shape=(tuple(x.shape), tuple(y.shape)), seed=self.seed, batch_size=batch_size,
+                             epochs=epochs, shuffle=bool(shuffle), data=(parallel.fingerprint(x), parallel.fingerprint(y),
+                             None if weights is None else parallel.fingerprint(weights)),
+                             weights=parallel.fingerprint(self._parameters.data),
+                             optimizer=optimizers.serialize(self.optimizer), loss=losses.serialize(self.loss))
+        return parallel
+
+    def _fit_epochs(self, batches, epochs, validation, callback_list, gradient_hook, threads, parallel=None):
         backend = self._backend
         plan, optimizer = self._plan, self.optimizer
         need_output = bool(self.metrics)
@@ -315,6 +351,8 @@ class Sequential:
             for step, (xb, yb, wb) in enumerate(batches.epoch()):
                 if threads is not None:
                     threads.refresh()
+                if parallel is not None:
+                    parallel.before_step(*batches.current)
                 loss, output = plan.train_step(optimizer, xb, yb, wb, gradient_hook, need_output, step)
                 step_losses[step] = loss
                 done = step + 1
@@ -322,8 +360,10 @@ class Sequential:
                     metric.update(backend, yb, output)
                 if batch_end is not None:
                     batch_end(step)
-                    if self.stop_training:  # a batch callback ended training mid-epoch
+                    if self.stop_training and parallel is None:  # a batch callback ended training mid-epoch
                         break
+            if parallel is not None:  # each rank's share of the losses and metric sums, summed once
+                parallel.reduce_epoch(step_losses[:done], self.metrics)
             # all batches but the last of an epoch hold batch_size samples
             seen = min(done * batch_size, batches.rows)
             full = float(step_losses[:done - 1].sum()) * batch_size if done > 1 else 0.0
@@ -332,6 +372,8 @@ class Sequential:
             if validation is not None:
                 logs.update({f"val_{k}": v for k, v in self._evaluate_arrays(*validation).items()})
             callback_list.on_epoch_end(epoch, logs)
+            if parallel is not None:
+                self.stop_training = parallel.follow_main(self.stop_training)
             if self.stop_training:
                 break
 
@@ -440,8 +482,11 @@ class Sequential:
     def save(self, path):
         """Write the model to ``path`` (.npz) atomically; no pickle inside. The file keeps the
         tensors by name, the configuration, the optimizer's state and the random generators'
-        state, so a loaded model predicts alike and continues training as this one would."""
+        state, so a loaded model predicts alike and continues training as this one would. In
+        data-parallel training only rank 0 writes (every rank holds the same model)."""
         self._require_built("save")
+        if not distributed.is_main():
+            return
         config = {
             "model": self.get_config(),
             "metadata": self.metadata,

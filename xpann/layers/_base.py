@@ -15,6 +15,11 @@ class Layer:
     keeps_units = False
     """True when output unit j depends on input unit j alone, up to scale and shift (Dropout and the
     normalizations): the diagnostics look through such a layer to the activation after it."""
+    draws_per_row = False
+    """True when training draws random numbers per row (Dropout): data-parallel training then
+    draws them for the whole global batch on every rank (``node.batch_rows``)."""
+    batch_statistics = False
+    """True when training normalises by statistics over the batch (BatchNormalization)."""
 
     def __init__(self, name=None):
         if name is not None and not isinstance(name, str):

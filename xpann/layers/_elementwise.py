@@ -36,6 +36,7 @@ class Dropout(Layer):
     The masks come from the model's seeded device generator."""
 
     keeps_units = True
+    draws_per_row = True
 
     def __init__(self, rate, name=None):
         super().__init__(name)
@@ -44,7 +45,12 @@ class Dropout(Layer):
     def forward(self, node, x, training):
         if not training or self.rate == 0:
             return x, (lambda dy: dy) if training else None
-        keep = node.generator.random(x.shape, dtype=x.dtype) >= self.rate
+        if node.batch_rows is None:
+            draws = node.generator.random(x.shape, dtype=x.dtype)
+        else:  # this rank's rows of the global batch's draws
+            first, rows = node.batch_rows
+            draws = node.generator.random((rows,) + x.shape[1:], dtype=x.dtype)[first:first + x.shape[0]]
+        keep = draws >= self.rate
         mask = keep * x.dtype.type(1 / (1 - self.rate))
         return x * mask, (lambda dy: dy * mask)
 

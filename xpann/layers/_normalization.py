@@ -32,6 +32,8 @@ class BatchNormalization(_Normalization):
     (torch's convention). A training batch of one sample normalises to 0 and leaves the moving
     statistics as they are (its unbiased variance does not exist)."""
 
+    batch_statistics = True
+
     def __init__(self, momentum=0.1, epsilon=1e-5, name=None):
         super().__init__(name)
         self.momentum = fraction("momentum", momentum)

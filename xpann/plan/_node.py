@@ -19,8 +19,9 @@ class Node:
     * ``fortran``: keep the output column-major (few-unit logits on a backend that asks for it);
     * ``compiled_kernels``: whether the layer may use the backend's compiled kernels;
     * ``need_input_grad``: whether backprop must return dL/dx (False for the first trainable layer);
-    * ``reduce_statistics`` / ``reduce_sums``: set in data-parallel training, so that batch
-      statistics are those of the global batch.
+    * ``reduce_statistics`` / ``reduce_sums``, ``batch_rows``: set in data-parallel training, so
+      that batch statistics are those of the global batch and random draws are made for the global
+      batch (``batch_rows`` = (this rank's first row, the global batch's rows)).
 
     Training buffers are reused from step to step; inference never touches them, so what predict
     and evaluate return never aliases memory a later call overwrites.
@@ -38,6 +39,7 @@ class Node:
         self.compiled_kernels = True
         self.need_input_grad = True
         self.reduce_statistics = self.reduce_sums = None
+        self.batch_rows = None
         self._spaces = {}
         self._space = None
 

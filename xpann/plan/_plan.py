@@ -13,7 +13,8 @@ Fusion rules (each can be turned off with ``fuse=False``; the numbers agree with
 * compiled kernels: bias + ReLU and ReLU backward in one pass each where the backend has kernels.
 
 The seam for later work is ``gradient_reducers``: callables run on the flat gradient between
-backward and the update (data-parallel all-reduce).
+backward and the update (data-parallel all-reduce), with ``loss_share`` scaling the loss and its
+gradient before backward (a rank's rows over the global batch's).
 """
 
 from ..layers import Dense
@@ -57,6 +58,7 @@ class StepPlan:
         self.regularized = [(node, name, rule) for node in self.nodes
                             for name, rule in getattr(node.layer, "regularized", list)()]
         self.gradient_reducers = []
+        self.loss_share = 1.0
         self.loss = None
         self.fused_loss = False
         self._body = self.nodes[:-1]
@@ -136,9 +138,12 @@ class StepPlan:
         Returns the batch loss (a device scalar) and the output (see ``forward``)."""
         output = self.forward(x, need_output)
         loss, grad = self.loss_and_gradient(y, output, self.logits, sample_weight, reuse=True)
+        if self.loss_share != 1.0:
+            grad *= grad.dtype.type(self.loss_share)
+            loss = loss * self.loss_share
         self.backward(grad)
         for reduce in self.gradient_reducers:
-            loss = reduce(self, loss)
+            reduce(self)
         if self.regularized:
             loss = loss + self.penalty(with_gradient=True)
         if gradient_hook is not None:
