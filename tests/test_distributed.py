@@ -75,6 +75,12 @@ def test_a_rank_that_raises_ends_the_job_with_a_message(tmp_path):
     assert "rank 1 of 2 failed: RuntimeError: a deliberate failure" in result.stderr
 
 
+def test_ranks_that_differ_are_refused_before_training(tmp_path):
+    result = mpiexec(2, sys.executable, HERE / "distributed_worker.py", "mismatch", tmp_path / "unused.npz", timeout=60)
+    assert result.returncode != 0
+    assert "Data-parallel training needs the same seed on every rank, got rank 0: 0, rank 1: 1" in result.stderr
+
+
 def test_without_a_launcher_the_world_is_this_process():
     assert xpann.distributed.init() == 1
     assert xpann.distributed.world_size() == 1 and xpann.distributed.rank() == 0 and xpann.distributed.is_main()

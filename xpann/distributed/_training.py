@@ -10,6 +10,7 @@ class DataParallel:
 
     def __init__(self, world, plan, backend):
         self.world, self.plan, self.backend = world, plan, backend
+        self.global_rows = None
         self._dropout = [node for node in plan.nodes if node.layer.draws_per_row]
         for node in plan.nodes:
             if node.layer.batch_statistics:
@@ -42,6 +43,7 @@ class DataParallel:
 
     def before_step(self, offset, local_rows, global_rows):
         """This rank holds rows ``offset .. offset + local_rows`` of a global batch of ``global_rows``."""
+        self.global_rows = global_rows
         self.plan.loss_share = local_rows / global_rows  # the loss and its gradient, before backward
         for node in self._dropout:
             node.batch_rows = (offset, global_rows)
@@ -53,11 +55,10 @@ class DataParallel:
 
     def _global_statistics(self, x):
         """(rows, mean, x - mean, biased variance) of the global batch, from every rank's rows."""
-        xp = self.backend.xp
-        first = xp.concatenate([x.sum(axis=0, dtype="float64"), xp.asarray([x.shape[0]], dtype="float64")])
-        self.world.allreduce(first, self.backend)
-        rows = int(self.backend.to_numpy(first[-1:])[0])
-        mean = (first[:-1] / rows).astype(x.dtype)
+        rows = self.global_rows
+        total = x.sum(axis=0, dtype="float64")
+        self.world.allreduce(total, self.backend)
+        mean = (total / rows).astype(x.dtype)
         centered = x - mean
         squares = (centered * centered).sum(axis=0, dtype="float64")
         self.world.allreduce(squares, self.backend)

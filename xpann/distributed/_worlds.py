@@ -54,8 +54,9 @@ class MPIWorld:
         previous = sys.excepthook
 
         def abort_on_error(kind, error, trace):
+            self._say(f"{kind.__name__}: {error}")
             previous(kind, error, trace)
-            self.abort(f"{kind.__name__}: {error}")
+            self.comm.Abort(1)
 
         sys.excepthook = abort_on_error
 
@@ -79,9 +80,12 @@ class MPIWorld:
         return self.comm.allgather(value)
 
     def abort(self, message):
-        sys.stderr.write(f"xpann: rank {self.rank} of {self.size} failed: {message}; stopping every rank.\n")
-        sys.stderr.flush()
+        self._say(message)
         self.comm.Abort(1)
+
+    def _say(self, message):
+        sys.stderr.write(f"xpann: rank {self.rank} of {self.size} failed: {message.rstrip('.')}; stopping every rank.\n")
+        sys.stderr.flush()
 
 
 class NCCLWorld(MPIWorld):
