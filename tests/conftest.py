@@ -56,3 +56,18 @@ def assert_backends_agree(run, dtype="float32", **tolerance):
 def _as_host_list(result, backend):
     items = result if isinstance(result, (list, tuple)) else [result]
     return [backend.to_numpy(item) for item in items]
+
+
+def finite_differences(f, values, step=1e-6):
+    """d f / d values by central differences (a float64 host or device array changed in place and
+    restored)."""
+    grad = numpy.zeros(values.shape)
+    for index in numpy.ndindex(values.shape):
+        old = float(values[index])
+        values[index] = old + step
+        up = f()
+        values[index] = old - step
+        down = f()
+        values[index] = old
+        grad[index] = (up - down) / (2 * step)
+    return grad

@@ -6,10 +6,9 @@ import pytest
 
 import reference
 import xpann
-from conftest import assert_backends_agree
+from conftest import assert_backends_agree, finite_differences
 from xpann import layers
 
-H = 1e-6
 ACTIVATIONS = ["linear", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "swish", "softplus",
                "softmax"]
 
@@ -26,20 +25,6 @@ def dense_model(backend, units, activation, input_dim, use_bias=True, seed=0):
 
 def forward(node, x, training=True):
     return node.layer.forward(node, x, training)
-
-
-def finite_differences(f, values):
-    """d f / d values (a float64 host or device array changed in place and restored)."""
-    grad = numpy.zeros(values.shape)
-    for index in numpy.ndindex(values.shape):
-        old = float(values[index])
-        values[index] = old + H
-        up = f()
-        values[index] = old - H
-        down = f()
-        values[index] = old
-        grad[index] = (up - down) / (2 * H)
-    return grad
 
 
 @pytest.mark.parametrize("use_bias", [True, False])
