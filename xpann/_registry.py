@@ -13,11 +13,12 @@ class Configurable:
 
 
 class Registry:
-    """Builds objects of one kind from names; an unknown name is a ValueError listing the valid ones."""
+    """Builds objects of one kind from names; an unknown name is a ValueError listing the valid ones.
+    ``classes`` (name -> class) is kept, not copied: names added to it later are found too."""
 
     def __init__(self, kind, classes, base):
         self.kind = kind
-        self.classes = dict(classes)
+        self.classes = classes
         self.base = base
 
     def names(self):

@@ -80,6 +80,9 @@ class Sequential:
             where = "twice in this model" if layer.model is self else "in another model"
             raise ValueError(f"{layer!r} is already used {where}; a layer holds one model's weights, "
                              "so create a new layer object for each place.")
+        if isinstance(layer, layers_module.CategoryEmbedding) and self.layers:
+            raise ValueError(f"CategoryEmbedding must be the first layer (it reads integer codes from the raw "
+                             f"input), got it at position {len(self.layers) + 1}.")
         layer.model = self
         self.layers.append(layer)
 

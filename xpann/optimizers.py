@@ -10,14 +10,16 @@ CPU, when installed; a CuPy kernel on a GPU), weight decay and the update run in
 buffer; it makes the same operations in the same order as the array code below, so the results are
 bitwise the same.
 
-Adding a rule: subclass ``Optimizer`` with a ``name`` (that registers it for ``get``), its
-``slot_names`` and its ``update_step`` (the array code, which is the reference); that is all it
-needs to run on every backend. To give it one-pass kernels, write the same operations once more per
-kernel language, each in its kernel module's table under the rule's ``kernel`` name: a numba
-function in ``backend/_fused_kernels.py`` (KERNELS) and a CuPy ElementwiseKernel in
-``backend/_cupy_kernels.py`` (OPTIMIZERS); then ``fused_step`` passes them the scalars rounded as the
-array code rounds them. ``tests/test_fused_updates.py`` checks each kernel against the array code,
-bit for bit, once the rule is added to its list.
+Adding a rule: subclass ``Optimizer`` with a ``name`` (that registers it, when the class is
+defined, for ``get``, ``compile(optimizer=name)`` and ``load_model``), its ``slot_names`` and its
+``update_step`` (the array code, which is the reference); that is all it needs to run on every
+backend. A built-in rule's name, or a class name another rule has, is a ValueError; defining a
+class again under its own name (a re-run notebook cell) replaces it. To give it one-pass kernels,
+write the same operations once more per kernel language, each in its kernel module's table under
+the rule's ``kernel`` name: a numba function in ``backend/_fused_kernels.py`` (KERNELS) and a CuPy
+ElementwiseKernel in ``backend/_cupy_kernels.py`` (OPTIMIZERS); then ``fused_step`` passes them the
+scalars rounded as the array code rounds them. ``tests/test_fused_updates.py`` checks each kernel
+against the array code, bit for bit, once the rule is added to its list.
 """
 
 from . import schedules
@@ -26,6 +28,23 @@ from ._registry import Configurable, Registry
 
 
 _RULES = {}  # name -> class, filled as the classes are defined
+
+
+def _register(cls):
+    """Put ``cls`` in the table under its ``name``; a ValueError where it would hide a built-in rule
+    or share its class name (what a saved model records) with another registered rule."""
+    if not isinstance(cls.name, str) or not cls.name.strip():
+        raise ValueError(f"{cls.__qualname__}.name must be a non-empty string, got {cls.name!r}.")
+    key = cls.name.strip().lower()
+    taken = _RULES.get(key)
+    if taken is not None and taken.__module__ == __name__:
+        raise ValueError(f"{cls.__qualname__}: the optimizer name {cls.name!r} is taken by the built-in "
+                         f"{taken.__name__}; choose another name.")
+    twin = next((rule for name, rule in _RULES.items() if rule.__name__ == cls.__name__ and name != key), None)
+    if twin is not None:
+        raise ValueError(f"{cls.__qualname__}: the class name {cls.__name__!r} is taken by the optimizer "
+                         f"{twin.name!r}, and a saved model names its optimizer by class; rename the class.")
+    _RULES[key] = cls
 
 
 class Optimizer(Configurable):
@@ -37,9 +56,10 @@ class Optimizer(Configurable):
     slot_names = ()
 
     def __init_subclass__(cls, **kwargs):
+        """Register a subclass whose body sets ``name`` (see the module's docstring)."""
         super().__init_subclass__(**kwargs)
         if "name" in vars(cls):
-            _RULES[cls.name] = cls
+            _register(cls)
 
     def __init__(self, learning_rate, weight_decay=0.0, clipnorm=None, global_clipnorm=None,
                  clipvalue=None):
