@@ -1,30 +1,18 @@
-"""``xpann train``: a CSV file (or a bundled data set) to a trained model file, with honest metrics."""
+"""``xpann train``: a CSV file (or a bundled data set) to a trained model file, with honest metrics.
+The pipeline is ``xpann.tabular.TabularModel``; this command parses the options and prints."""
 
 import contextlib
-import math
-import os
 import shlex
-import time
 
 import click
 
 import xpann
-from xpann import preprocessing
-from xpann.errors import TrainingHealthWarning
+from xpann.tabular import TabularModel
 
 from . import data, options, report
 
 DEFAULT_DATASET = "iris"
-DEFAULT_EPOCHS = 20
-SMALL_DATA_STEPS = 500  # without --epochs, small data sets get epochs enough for this many steps...
-MAX_DEFAULT_EPOCHS = 100  # ...but no more than this many epochs
-
-
-def default_epochs(rows, batch_size):
-    """20 epochs, or more for a small training set: enough for about 500 optimizer steps, at
-    most 100 epochs (iris: 120 rows in batches of 32 is 4 steps an epoch, so 100 epochs)."""
-    steps = math.ceil(rows / batch_size)
-    return max(DEFAULT_EPOCHS, min(MAX_DEFAULT_EPOCHS, math.ceil(SMALL_DATA_STEPS / steps)))
+DEFAULT_EPOCHS, SMALL_DATA_STEPS, MAX_DEFAULT_EPOCHS = 20, 500, 100  # TabularModel's epochs="auto" rule
 
 
 def _widths(ctx, param, value):
@@ -46,6 +34,22 @@ def _names(ctx, param, values):
     if any(not name for name in names):
         raise click.BadParameter(f"{','.join(values)!r} is not a comma-separated list of column names.")
     return list(dict.fromkeys(names))
+
+
+def _class_weights(ctx, param, value):
+    """--class-weight balanced, or yes=4,no=1 -> {"yes": 4.0, "no": 1.0}."""
+    if value is None or value.strip().lower() == "balanced":
+        return None if value is None else "balanced"
+    weights = {}
+    for pair in value.split(","):
+        label, _, weight = pair.rpartition("=")
+        try:
+            weights[label.strip()] = float(weight)
+        except ValueError:
+            label = ""
+        if not label.strip():
+            raise click.BadParameter(f"{value!r} is not 'balanced' nor LABEL=WEIGHT pairs (e.g. yes=4,no=1).")
+    return weights
 
 
 @click.command(epilog=data.MISSING_HELP + " A column of numbers (or YYYY-MM-DD dates) may hold a few other "
@@ -87,245 +91,93 @@ def _names(ctx, param, values):
               help="Seeds the split, the initial weights and the shuffles.")
 @click.option("--out", default="model.npz", show_default=True, metavar="FILE.npz", help="Where to save the model.")
 @click.option("--plot", metavar="FILE.png", help="Draw the loss and metric curves (needs xpann[plot]).")
+@click.option("--sample-weight", metavar="COLUMN", help="A column of row weights (numbers >= 0), left out of the "
+                                                         "features: a row's loss counts that many times.")
+@click.option("--class-weight", metavar="balanced|LABEL=W,...", callback=_class_weights,
+              help="Weight each class's rows: 'balanced' (n / (classes x class count)) or LABEL=WEIGHT pairs.")
 def train(data_file, target, dataset, task, drop, keep, hidden, activation, initializer, optimizer, lr, epochs,
-          batch_size, val_split, patience, backend, seed, out, plot):
+          batch_size, val_split, patience, backend, seed, out, plot, sample_weight, class_weight):
     """Train a model on DATA.csv (or a bundled data set).
 
     Learns to predict the --target column of DATA.csv, or the target of a bundled --dataset.
 
     With neither, trains on the bundled iris data set. The preprocessing (scaling, one-hot
-    encodings, dates as days, imputation, label names) is learned on the training rows and saved
-    in the model.
+    encodings or category codes, dates as days, imputation, label names) is learned on the
+    training rows and saved in the model.
     """
     if patience is not None and val_split == 0:
         raise click.BadParameter("--patience watches the validation loss; give --val-split > 0.",
                                  param_hint="'--patience'")
+    both = [name for name in drop if name in keep]
+    if both:
+        raise click.UsageError(f"Column {both[0]!r} is given to both --drop and --keep; choose one.")
     backend = xpann.backend.resolve_backend(backend)  # fails now, not after reading the data
-    path, target, source = _source(data_file, dataset, target)
+    path, target = _source(data_file, dataset, target)
     data.check_output(out, {"training data": path}, "model")
     pyplot = None
     if plot:
         pyplot = options.plotting(plot)
         data.check_output(plot, {"training data": path, "model file (--out)": out}, "plot", option="--plot")
-
-    table = data.read_table(path)
-    frame = table.frame
-    data.require_column(frame, target, path, what="Target column")
-    features = _features(frame, target, drop, keep, path)
-    frame, dropped_rows = data.rows_with_target(frame, target, path)
-    notes = f" ({'; '.join(table.notes)})" if table.notes else ""
-    click.echo(f"Data: {source}: {len(frame) + dropped_rows:,} rows, {len(frame.columns):,} columns{notes}.")
-    if dropped_rows:
-        click.echo(f"Skipped {dropped_rows:,} row(s) with no value in the target column {target!r}.")
-
-    with _about(path):
-        task, reason = _task(frame[target], task)
-        if task == "classification":
-            preprocessing.check_classification_target(frame[target])
-    click.echo(f"Task: {task} ({reason}).")
-    labels = frame[target] if task == "classification" else None
-    with _about(path):
-        ids = preprocessing.id_columns(frame, [c for c in features if c not in drop], keep)
-        train_rows, validation_rows = preprocessing.split_rows(len(frame), val_split, seed, labels)
-    training, validation = frame.iloc[train_rows], frame.iloc[validation_rows]
-
-    with _about(path), report.warnings_as_messages(held=(preprocessing.PreprocessingWarning,)):
-        preprocessor = preprocessing.TabularPreprocessor().fit(training, features, drop=drop, keep=keep, ids=ids)
-    with _about(path), report.warnings_as_messages():
-        # One pass over all the rows, so each column's odd cells are reported once.
-        x_all = preprocessor.transform(frame, warn_truncated=False)
-        encoder = preprocessing.TargetEncoder(task, name=target).fit(training[target])
-        y_train = encoder.transform(training[target])
-        x_train = x_all[train_rows]
-        held_out = (x_all[validation_rows], encoder.transform(validation[target])) if len(validation) else None
-    _describe_preprocessing(preprocessor, encoder, x_train.shape[1], keep)
-    split = "stratified by class, " if task == "classification" else ""
-    click.echo(f"Split: {len(training):,} training rows, {len(validation):,} validation rows ({split}seed {seed}).")
-
-    model = _network(hidden, activation, initializer, x_train.shape[1], encoder, seed, backend)
-    model.compile(optimizer=type(xpann.optimizers.get(optimizer))(learning_rate=lr), loss=encoder.loss,
-                  metrics=["accuracy"] if task == "classification" else ["mae", "rmse", "r2"])
-    if epochs is None:
-        epochs = default_epochs(len(training), batch_size)
-        note = "" if epochs == DEFAULT_EPOCHS else f" (more than {DEFAULT_EPOCHS} for a small data set; --epochs sets it)"
-    else:
-        note = ""
-    guard = xpann.callbacks.TerminateOnNaN()  # fit's own guard, kept here to ask it afterwards
-    stopper = None if held_out is None else xpann.callbacks.EarlyStopping(
-        monitor="val_loss", patience=epochs if patience is None else patience, restore_best_weights=True)
-    shape = " -> ".join([str(x_train.shape[1])] + [f"{w} {activation}" for w in hidden]
-                        + [f"{encoder.n_outputs} {encoder.output_activation}"])
-    output_init = "glorot_uniform"  # the Dense default, which the output layer keeps
-    inits = f"{initializer} hidden, {output_init} output" if hidden else output_init
-    click.echo(f"Network: {shape} ({inits}), {model.count_params():,} parameters.")
-    if stopper is None:
-        keeping = "; no validation rows, so the model keeps the last epoch's weights"
-    elif patience is None:
-        keeping = "; the model keeps the weights of the epoch with the lowest val_loss"
-    else:
-        keeping = f"; stop after {patience} epochs without a better val_loss and keep the best epoch's weights"
-    click.echo(f"Training: {optimizer} lr {lr:g}, batch {batch_size}, {report.count(epochs, 'epoch')}{note}{keeping}.")
-    click.echo(f"Backend: {report.describe_backend(model.backend)}.")
-    if task == "regression":
-        click.echo(f"(The per-epoch loss, mae and rmse are on the standardised target; the table at the end "
-                   f"is in the units of {target!r}.)")
-
-    with report.warnings_as_messages(held=(Warning,)) as caught:
-        start = time.perf_counter()
-        history = model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, validation_data=held_out,
-                            callbacks=[guard] + ([stopper] if stopper else []), verbose=1, shuffle=True)
-        seconds = time.perf_counter() - start
-    if guard.stopped_epoch is not None:
-        _diverged(guard.stopped_epoch, history.history, caught, lr)
-    for text in dict.fromkeys(str(w.message) for w in caught):
-        click.echo(f"Warning: {text}", err=True)
-
-    epochs_run = len(history.epoch)
-    best_epoch = None
-    if stopper is not None and stopper.best_epoch is not None:
-        best_epoch = stopper.best_epoch + 1
-        if stopper.stopped_epoch is not None:
-            click.echo(f"Stopped early after epoch {epochs_run} ({stopper.patience} epochs without a better "
-                       f"val_loss); kept the weights of epoch {best_epoch} (val_loss {stopper.best:.4f}).")
-        else:
-            click.echo(f"Kept the weights of epoch {best_epoch} of {epochs_run}, the one with the lowest val_loss "
-                       f"({stopper.best:.4f}).")
-    _final_table(model, encoder, (x_train, y_train), held_out)
-    samples = len(training) * epochs_run
-    click.echo(f"Time: {seconds:.2f} s for {report.count(epochs_run, 'epoch')}, {samples / max(seconds, 1e-9):,.0f} samples/s "
-               f"on {report.describe_backend(model.backend)}.")
+    pipeline = CommandLineModel(
+        target=target, task=task, drop=drop, keep=keep, hidden=hidden, activation=activation, init=initializer,
+        optimizer=optimizer, lr=lr, epochs="auto" if epochs is None else epochs, batch_size=batch_size,
+        val_split=val_split, patience=patience, class_weight=class_weight, seed=seed, backend=backend, verbose=1)
+    try:
+        with _in_cli_words(), report.warnings_as_messages():
+            pipeline.fit(path, sample_weight=sample_weight)
+    except xpann.errors.TrainingDivergedError as error:
+        raise click.ClickException(f"{error} No model was saved.") from None
+    _final_table(pipeline)
     if plot:
-        _plot(pyplot, history.history, encoder, plot)
+        _plot(pyplot, pipeline.history, pipeline.target_encoder, plot)
         click.echo(f"Saved the training curves to {plot}.")
-    preprocessing.attach(model, preprocessor, encoder, trained_on={
-        "data": os.path.basename(str(path)), "dataset": dataset, "sha256": table.digest,
-        "training_rows": len(training), "validation_rows": len(validation), "epochs": epochs_run,
-        "best_epoch": best_epoch, "seed": seed})
-    model.save(out)
+    pipeline.trained_on["dataset"] = dataset
+    pipeline.save(out)
     click.echo(f"Saved the model to {out}.")
 
 
+OPTION_FLAGS = {"init": "--init", "val_split": "--val-split", "batch_size": "--batch-size"}
 CLI_WORDS = {"choose the classification task": "use --task classification",
              "choose the regression task": "use --task regression",
-             "give 0 for no validation": "use --val-split 0 for no validation"}
+             "give 0 for no validation": "use --val-split 0 for no validation",
+             "Sample-weight column": "--sample-weight column", "class_weight": "--class-weight"}
+
+
+class CommandLineModel(TabularModel):
+    """The pipeline, naming its options as flags (``--keep id``, ``--lr``)."""
+
+    def _option(self, name, value=None):
+        flag = OPTION_FLAGS.get(name, f"--{name.replace('_', '-')}")
+        return flag if value is None else f"{flag} {shlex.quote(str(value))}"
 
 
 @contextlib.contextmanager
-def _about(path):
-    """ValueErrors raised inside name the file ``path``, in the command line's words."""
+def _in_cli_words():
+    """ValueErrors raised inside say what to do in the command line's words."""
     try:
         yield
     except ValueError as error:
         text = str(error)
         for words, option in CLI_WORDS.items():
             text = text.replace(words, option)
-        raise ValueError(f"{path}: {text}") from None
-
-
-def _features(frame, target, drop, keep, path):
-    """The feature columns: all but the target; --drop and --keep must name other columns."""
-    for option, names in (("--drop", drop), ("--keep", keep)):
-        for name in names:
-            if name == target:
-                raise click.BadParameter(f"{name!r} is the target column.", param_hint=f"'{option}'")
-            try:
-                data.require_column(frame, name, path, what="Column")
-            except ValueError as error:
-                raise click.BadParameter(str(error), param_hint=f"'{option}'") from None
-    both = [name for name in drop if name in keep]
-    if both:
-        raise click.UsageError(f"Column {both[0]!r} is given to both --drop and --keep; choose one.")
-    return [column for column in frame.columns if column != target]
-
-
-def _diverged(epoch, logs, caught, lr):
-    """Training produced a NaN or infinite loss: show the health findings, then fail, saving nothing."""
-    findings = dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, TrainingHealthWarning)
-                             and "training stopped" not in str(w.message))
-    for text in findings:
-        click.echo(f"Warning: {text}", err=True)
-    values = ", ".join(f"{name} {logs[name][-1]}" for name in ("loss", "val_loss")
-                       if name in logs and not math.isfinite(logs[name][-1]))
-    raise click.ClickException(
-        f"Training failed in epoch {epoch + 1} ({values or 'loss not finite'}): the weights blew up. Try a smaller "
-        f"--lr (now {lr:g}), another --optimizer or --init. No model was saved.")
+        raise ValueError(text) from None
 
 
 def _source(data_file, dataset, target):
-    """(CSV path, target column, the data's name in the report)."""
+    """(CSV path, target column)."""
     if not (data_file or dataset or target):
         click.echo(f"No CSV file given: training on the bundled {DEFAULT_DATASET!r} data set "
                    "(xpann train DATA.csv --target COLUMN trains on yours).")
     path, target, bundled = data.training_source(data_file, dataset, target, DEFAULT_DATASET, "xpann train")
-    return path, target, path if bundled is None else f"bundled data set {bundled!r} ({path})"
+    if bundled is not None:
+        click.echo(f"Using the bundled data set {bundled!r} ({path}).")
+    return path, target
 
 
-def _task(series, requested):
-    if requested != "auto":
-        return requested, "as asked with --task"
-    task, reason = preprocessing.infer_task(series)
-    if task == "classification" and "whole numbers" in reason:
-        reason += "; --task regression predicts them as numbers"
-    return task, reason
-
-
-def _describe_preprocessing(preprocessor, encoder, width, keep):
-    kinds = [spec["kind"] for spec in preprocessor.columns]
-    count = kinds.count("date")
-    dates = f", {count} date{'s' if count > 1 else ''} (days since 1970-01-01, standardised)" if count else ""
-    click.echo(f"Features: {kinds.count('numeric')} numeric (standardised){dates}, {kinds.count('categorical')} "
-               f"text (one-hot) -> {width} network inputs.")
-    for spec in preprocessor.columns:
-        if spec["kind"] == "date":
-            click.echo(f"Column {spec['name']!r} holds dates: read as days since 1970-01-01, then standardised.")
-    if encoder.task == "classification":
-        click.echo(f"Classes: {', '.join(map(str, encoder.classes))}.")
-    else:
-        click.echo(f"Target: mean {encoder.mean:.4g}, standard deviation {encoder.scale:.4g} "
-                   "(standardised for training; predictions come back in its units).")
-    used = [spec for spec in preprocessor.columns if spec["name"] in preprocessor.missing]
-    if used:
-        fills = ", ".join(f"{spec['name']} {preprocessor.missing[spec['name']]:,} ({_fill_rule(spec)} {_fill(spec)})"
-                          for spec in used)
-        total = sum(preprocessor.missing[spec["name"]] for spec in used)
-        click.echo(f"Missing values in the training rows: {total:,} filled: {fills}.")
-    else:
-        elsewhere = " (in the columns used)" if preprocessor.missing else ""
-        click.echo(f"Missing values in the training rows: none{elsewhere}.")
-    for name, reason in preprocessor.dropped.items():
-        hint = f"; --keep {shlex.quote(str(name))} uses it" if "ID" in reason else ""
-        click.echo(f"Dropped column {name!r}: {reason}{hint}.")
-    for name, count in preprocessor.truncated.items():
-        click.echo(f"Column {name!r} has {count:,} categories; kept the {preprocessor.max_categories} most "
-                   "frequent: rare categories beyond those (and new ones) are encoded as all zeros.")
-
-
-def _fill_rule(spec):
-    return "most frequent" if spec["kind"] == "categorical" else "median"
-
-
-def _fill(spec):
-    if spec["kind"] == "numeric":
-        return f"{spec['fill']:.4g}"
-    if spec["kind"] == "date":
-        import pandas
-
-        return (pandas.Timestamp("1970-01-01") + pandas.Timedelta(days=spec["fill"])).strftime("%Y-%m-%d")
-    return repr(spec["fill"])
-
-
-def _network(hidden, activation, initializer, width, encoder, seed, backend):
-    layers = [xpann.layers.Dense(units, activation=activation, kernel_initializer=initializer) for units in hidden]
-    layers.append(xpann.layers.Dense(encoder.n_outputs, activation=encoder.output_activation))
-    return xpann.Sequential(layers, input_dim=width, seed=seed, backend=backend)
-
-
-def _final_table(model, encoder, training, validation):
-    columns = [("train", model.evaluate(*training))]
-    if validation is not None:
-        columns.append(("validation", model.evaluate(*validation)))
-    columns = [(name, report.in_target_units(results, encoder)) for name, results in columns]
+def _final_table(pipeline):
+    columns = list(pipeline.scores_.items())
     names = list(columns[0][1])
+    encoder = pipeline.target_encoder
     label = {"loss": "loss (standardised mse)" if encoder.task == "regression" else "loss (cross-entropy)"}
     click.echo("")
     click.echo(report.table([[label.get(n, n)] + [report.number(r[n]) for _, r in columns] for n in names],

@@ -63,7 +63,7 @@ def test_keep_and_drop_options(folder, tmp_path):
     kept = run("train", folder / "houses.csv", "--target", "price", "--keep", "id", "--drop", "sqft,heating",
                "--epochs", 1, "--out", tmp_path / "m.npz").output
     assert "Dropped column 'id'" not in kept and "Dropped column 'sqft': dropped on request" in kept
-    assert "Invalid value for '--drop': Column 'sqftt' is not in" in run(
+    assert "--drop: Column 'sqftt' is not in the data" in run(
         "train", folder / "houses.csv", "--target", "price", "--drop", "sqftt", ok=False).output
     assert "'price' is the target column" in run(
         "train", folder / "houses.csv", "--target", "price", "--drop", "price", ok=False).output
@@ -95,16 +95,27 @@ def test_dates_are_days_since_1970(price_model, folder):
     assert numpy.corrcoef(predictions["prediction"], expected)[0, 1] > 0.9
 
 
-def test_the_category_limit_is_reported_once_and_rightly(tmp_path):
+def test_a_column_of_many_categories_goes_to_an_embedding_and_is_reported_once(tmp_path):
     rng = numpy.random.default_rng(0)
-    frame = pandas.DataFrame({"town": [f"t{i}" for i in rng.integers(0, 300, 400)],
-                              "y": rng.choice(["a", "b"], 400)})
+    towns = [f"t{i}" for i in rng.integers(0, 300, 400)]
+    frame = pandas.DataFrame({"town": towns, "y": rng.choice(["a", "b"], 400)})
     frame.to_csv(tmp_path / "towns.csv", index=False)
     result = CliRunner().invoke(cli, ["train", str(tmp_path / "towns.csv"), "--target", "y", "--epochs", 1,
-                                      "--out", str(tmp_path / "m.npz")])
+                                      "--val-split", 0, "--out", str(tmp_path / "m.npz")])
     assert result.exit_code == 0, result.output
-    assert result.output.count("kept the 100 most frequent: rare categories beyond those") == 1
+    counts = pandas.Series(towns).value_counts()
+    kept, once = int((counts >= 2).sum()), int((counts == 1).sum())
+    assert result.output.count(f"Column 'town' has more than 16 categories: an embedding of width 16 for {kept} "
+                               f"of them; {once} seen once share the unknown code.") == 1
     assert "not seen in training" not in result.output and "Warning" not in result.output
+    model = xpann.load_model(tmp_path / "m.npz")
+    first = model.layers[0]
+    assert type(first).__name__ == "CategoryEmbedding" and first.input_dims == [kept + 2]
+    pandas.DataFrame({"town": ["nowhere", counts.index[0]]}).to_csv(tmp_path / "new.csv", index=False)
+    predicted = CliRunner().invoke(cli, ["predict", str(tmp_path / "m.npz"), str(tmp_path / "new.csv")])
+    assert predicted.exit_code == 0, predicted.output
+    assert "Warning: Column 'town': 1 row(s) hold categories not seen in training (or seen only once) " \
+           "('nowhere'); they get the unknown category's code." in predicted.stderr
 
 
 def test_a_stray_word_in_a_number_column_is_missing_with_a_warning(folder, tmp_path):

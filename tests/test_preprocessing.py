@@ -107,11 +107,38 @@ def test_no_usable_column_is_an_error():
         TabularPreprocessor().fit(pandas.DataFrame({"c": [1, 1, 1]}))
 
 
-def test_only_the_most_frequent_categories_are_kept():
-    frame = pandas.DataFrame({"letter": list("aaabbbccd" * 3)})
-    pre = TabularPreprocessor(max_categories=2).fit(frame)
-    assert pre.output_names == ["letter=a", "letter=b"]
-    assert pre.truncated == {"letter": 4}
+def test_many_categories_become_codes_for_an_embedding_and_none_is_cut():
+    letters = list("aaabbbccd")  # d is seen once: it shares the unknown code
+    frame = pandas.DataFrame({"letter": letters + [None], "x": numpy.arange(10.0)})
+    pre = TabularPreprocessor(one_hot_max=2).fit(frame)
+    assert pre.output_names == ["letter", "x"]
+    spec = pre.columns[0]
+    assert spec["kind"] == "coded" and spec["categories"] == ["a", "b", "c"] and spec["rare"] == 1
+    assert pre.embeddings == [(0, 5, spec["width"])]
+    codes = pre.transform(frame, warn_truncated=False)[:, 0]
+    expected = [2, 2, 2, 3, 3, 3, 4, 4, 1, 0]  # 0 missing, 1 unknown, 2.. a, b, c
+    assert codes.tolist() == expected
+    with pytest.warns(PreprocessingWarning, match=r"1 row\(s\) hold categories not seen in training \(or seen "
+                                                  r"only once\) \('z'\); they get the unknown category's code"):
+        assert pre.transform(pandas.DataFrame({"letter": ["z"], "x": [0.0]}))[0, 0] == 1
+    again = TabularPreprocessor.from_config(json.loads(json.dumps(pre.to_config())))
+    assert pre.to_config()["version"] == 3
+    assert numpy.array_equal(again.transform(frame, warn_truncated=False), pre.transform(frame, warn_truncated=False))
+
+
+def test_few_categories_stay_one_hot_and_a_pandas_category_column_is_categorical():
+    frame = pandas.DataFrame({"grade": pandas.Categorical([1, 2, 3, 1, 2, 3]), "x": numpy.arange(6.0)})
+    pre = TabularPreprocessor().fit(frame)
+    assert pre.output_names == ["grade=1", "grade=2", "grade=3", "x"]
+    assert pre.transform(frame)[:3, :3].tolist() == numpy.eye(3).tolist()
+
+
+def test_embedding_width_grows_slowly_with_the_codes():
+    from xpann.preprocessing._features import embedding_width
+
+    assert [embedding_width(n) for n in (3, 10, 30, 100, 30_002)] == [
+        round(1.6 * n ** 0.56) if round(1.6 * n ** 0.56) < 16 else 16 for n in (3, 10, 30, 100, 30_002)]
+    assert embedding_width(30_002) == 16
 
 
 def test_text_in_a_numeric_column_names_the_column_and_the_value(frame):
@@ -143,8 +170,9 @@ def test_the_config_is_plain_json_and_transforms_alike(frame):
 
 def test_a_newer_or_damaged_config_is_a_clear_error(frame):
     config = TabularPreprocessor().fit(frame, ["age"]).to_config()
-    with pytest.raises(ValueError, match="version 3.*Upgrade xpann"):
-        TabularPreprocessor.from_config({**config, "version": 3})
+    newer = preprocessing._config.CONFIG_VERSION + 1
+    with pytest.raises(ValueError, match=f"version {newer}.*Upgrade xpann"):
+        TabularPreprocessor.from_config({**config, "version": newer})
     with pytest.raises(ValueError, match="damaged"):
         TabularPreprocessor.from_config({"version": 1})
 
@@ -339,7 +367,7 @@ def test_a_few_text_cells_in_a_number_column_are_missing_with_a_warning():
         pre = TabularPreprocessor().fit(frame)
     assert pre.columns[0]["kind"] == "numeric" and pre.columns[0]["fill"] == 20.0
     many = pandas.DataFrame({"area": values[:30] + ["unknown", "n/a"] * 5}, index=lines(40), dtype=object)
-    assert TabularPreprocessor().fit(many).columns[0]["kind"] == "categorical"  # 25% text: a text column
+    assert TabularPreprocessor().fit(many).columns[0]["kind"] == "coded"  # 25% text: a text column (32 categories)
 
 
 def test_thousands_separators_and_none_words():
@@ -367,17 +395,6 @@ def test_dates_become_standardised_days_and_travel_in_the_config():
     assert TabularPreprocessor().fit(frame[["x"]]).to_config()["version"] == 1  # readable by older xpann
     with pytest.raises(ValueError, match=r"'built' should hold dates \(YYYY-MM-DD\) but holds 'soon'"):
         again.transform(pandas.DataFrame({"built": ["soon", "later", "1970-01-02"], "x": [1.0] * 3}))
-
-
-def test_categories_cut_by_the_limit_are_worded_as_such():
-    frame = pandas.DataFrame({"letter": list("aaabbbccd")})
-    pre = TabularPreprocessor(max_categories=2).fit(frame)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        pre.transform(frame, warn_truncated=False)  # the training rows: reported once by the caller instead
-    with pytest.warns(PreprocessingWarning, match="outside the 2 most frequent kept in training") as caught:
-        pre.transform(frame)
-    assert "not seen in training" not in str(caught[0].message) and caught[0].message.column == "letter"
 
 
 def test_values_too_large_for_float32_name_the_column_and_line():

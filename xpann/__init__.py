@@ -13,6 +13,7 @@ from . import (
     preprocessing,
     regularizers,
     schedules,
+    tabular,
 )
 from ._version import __version__
 from .backend import (
@@ -44,5 +45,6 @@ __all__ = [
     "regularizers",
     "schedules",
     "set_backend",
+    "tabular",
     "use_backend",
 ]

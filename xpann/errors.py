@@ -7,4 +7,8 @@ class TrainingHealthWarning(UserWarning):
     """Training went wrong in a way a person should hear of: vanishing, exploding, dead or saturated."""
 
 
-__all__ = ["BackendUnavailableError", "TrainingHealthWarning"]
+class TrainingDivergedError(FloatingPointError):
+    """Training stopped on a NaN or infinite loss: the weights blew up, and nothing was kept."""
+
+
+__all__ = ["BackendUnavailableError", "TrainingDivergedError", "TrainingHealthWarning"]

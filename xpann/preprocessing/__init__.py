@@ -7,8 +7,10 @@ of three kinds:
   imputed with the training median and standardised. A few cells that are not numbers (at
   most 5% of the filled ones) are read as missing, with a ``PreprocessingWarning`` naming them;
 * dates (``YYYY-MM-DD``, with or without a time): days since 1970-01-01, then as numbers;
-* text (and true/false): imputed with the most frequent value and one-hot encoded, keeping the
-  100 most frequent categories (others, and categories unseen in training, become all zeros).
+* text (and true/false, and pandas categories): with at most 16 categories, imputed with the most
+  frequent one and one-hot encoded (a category unseen in training is all zeros); with more, one
+  integer code per row for a ``CategoryEmbedding`` (0 missing, 1 unknown or seen once, 2.. the
+  categories), no category cut.
 
 Constant and all-missing columns are dropped and reported, and so are ID columns: text with a
 different value in every row, or whole numbers numbered 1, 2, 3, ... under an ID-like name.

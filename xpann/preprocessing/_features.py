@@ -1,5 +1,5 @@
-"""``TabularPreprocessor``: per-column imputation, scaling and one-hot encoding, learned on the
-training rows and applied to new ones."""
+"""``TabularPreprocessor``: per-column imputation, scaling, one-hot encoding and category codes,
+learned on the training rows and applied to new ones."""
 
 import math
 
@@ -10,7 +10,10 @@ from ._columns import _kind, id_columns
 from ._config import _check_version
 from ._messages import _cell, _check_range, _distinct_cells, _first_beyond_float32, _shown, _warn, _where
 
-MAX_CATEGORIES = 100
+ONE_HOT_MAX = 16  # a text column with at most this many categories is one-hot, with more it is coded
+MAX_CODES = 1 << 24  # category codes travel as float32, exact up to 2**24
+MISSING_CODE, UNKNOWN_CODE = 0, 1  # the codes of a coded column below its categories' (2, 3, ...)
+MAX_EMBEDDING_WIDTH = 16
 # New rows of a number or date column may hold this share of other values, read as missing (more is an error).
 TRANSFORM_STRAY_FRACTION = 0.5
 _KIND_WORDS = {"numeric": "numbers", "date": "dates (YYYY-MM-DD)"}
@@ -43,22 +46,43 @@ def _standardised(values, spec, series):
     return scaled
 
 
-class TabularPreprocessor:
-    """Learn per-column imputation, scaling and one-hot encodings on training rows; apply them.
+def embedding_width(codes):
+    """The embedding width for a coded column of ``codes`` codes: min(16, round(1.6 codes^0.56))."""
+    return max(1, min(MAX_EMBEDDING_WIDTH, round(1.6 * codes ** 0.56)))
 
-    After ``fit``: ``columns`` (the specs used, in order), ``dropped`` ({column: reason}),
-    ``missing`` ({column: count of empty cells in the training rows}), ``truncated``
-    ({column: number of categories before keeping the ``max_categories`` most frequent}).
+
+def _is_category_dtype(series):
+    import pandas
+
+    return isinstance(series.dtype, pandas.CategoricalDtype)
+
+
+def _category_keys(series):
+    """The text keys of a column's categories (missing stays missing), whatever its dtype."""
+    if _is_category_dtype(series):
+        series = series.astype(object)
+    return _as_text(series)
+
+
+class TabularPreprocessor:
+    """Learn per-column imputation, scaling and category encodings on training rows; apply them.
+
+    A text (or true/false, or pandas category) column with at most ``one_hot_max`` categories is
+    one-hot encoded (gaps filled with the most frequent one; an unseen category is all zeros).
+    One with more becomes one integer code per row for a ``CategoryEmbedding``: 0 for missing,
+    1 for unknown (unseen in training, or seen only once there), 2.. for each category seen at
+    least twice. After ``fit``: ``columns`` (the specs used, in order), ``dropped`` ({column:
+    reason}), ``missing`` ({column: count of empty cells in the training rows}).
     """
 
-    def __init__(self, max_categories=MAX_CATEGORIES):
-        if isinstance(max_categories, bool) or not isinstance(max_categories, int) or max_categories < 1:
-            raise ValueError(f"max_categories must be a whole number >= 1, got {max_categories!r}.")
-        self.max_categories = max_categories
+    def __init__(self, one_hot_max=ONE_HOT_MAX):
+        if isinstance(one_hot_max, bool) or not isinstance(one_hot_max, int) or one_hot_max < 2:
+            raise ValueError(f"one_hot_max must be a whole number >= 2, got {one_hot_max!r}.")
+        self.one_hot_max = one_hot_max
         self.columns = None
         self.dropped = {}
         self.missing = {}
-        self.truncated = {}
+        self.truncated = {}  # {column: categories before the cut} of files from xpann before coded columns
         self.rows = 0
 
     @property
@@ -89,7 +113,7 @@ class TabularPreprocessor:
             raise ValueError("There are no rows to learn the preprocessing from.")
         if ids is None:
             ids = id_columns(frame, [c for c in columns if c not in drop], keep)
-        specs, dropped, missing, truncated = [], {}, {}, {}
+        specs, dropped, missing = [], {}, {}
         for name in columns:
             if name in drop:
                 dropped[name] = "dropped on request"
@@ -105,9 +129,9 @@ class TabularPreprocessor:
             if name in ids and name not in keep:
                 dropped[name] = ids[name]
                 continue
-            kind, parsed = _kind(series)
+            kind, parsed = ("categorical", None) if _is_category_dtype(series) else _kind(series)
             if kind == "categorical":
-                spec, reason = self._fit_categorical(name, present, truncated)
+                spec, reason = self._fit_categorical(name, present)
             else:
                 spec, reason = self._fit_numeric(name, series, kind, parsed)
             if reason:
@@ -117,7 +141,7 @@ class TabularPreprocessor:
         if not specs:
             detail = "; ".join(f"{k!r}: {v}" for k, v in dropped.items())
             raise ValueError(f"No usable feature columns are left ({detail or 'there were none'}).")
-        self.columns, self.dropped, self.missing, self.truncated = specs, dropped, missing, truncated
+        self.columns, self.dropped, self.missing = specs, dropped, missing
         self.rows = len(frame)
         return self
 
@@ -142,17 +166,19 @@ class TabularPreprocessor:
         return {"name": name, "kind": kind, "fill": median, "mean": mean,
                 "scale": scale if scale > 0 else 1.0}, None
 
-    def _fit_categorical(self, name, present, truncated):
-        counts = _as_text(present).value_counts()
+    def _fit_categorical(self, name, present):
+        counts = _category_keys(present).value_counts()
         if len(counts) == 1:
             return None, f"constant (every value is {counts.index[0]!r})"
-        # Most frequent first, ties in text order, so the choice does not depend on row order.
-        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-        if len(ranked) > self.max_categories:
-            truncated[name] = len(ranked)
-            ranked = ranked[:self.max_categories]
-        return {"name": name, "kind": "categorical", "fill": ranked[0][0],
-                "categories": sorted(category for category, _ in ranked)}, None
+        if len(counts) > self.one_hot_max:
+            kept = sorted(counts.index[counts.to_numpy() >= 2])
+            if len(kept) + 2 > MAX_CODES:
+                raise ValueError(f"Column {name!r} has {len(kept):,} categories; at most {MAX_CODES - 2:,} can be coded.")
+            return {"name": name, "kind": "coded", "categories": kept, "rare": int(len(counts) - len(kept)),
+                    "width": embedding_width(len(kept) + 2)}, None
+        # The most frequent fills gaps; ties go to the first in text order, whatever the row order.
+        fill = min(counts.items(), key=lambda item: (-item[1], item[0]))[0]
+        return {"name": name, "kind": "categorical", "fill": fill, "categories": sorted(counts.index)}, None
 
     def _require_fitted(self):
         if not self.fitted:
@@ -165,8 +191,15 @@ class TabularPreprocessor:
         return [spec["name"] for spec in self.columns]
 
     @property
+    def embeddings(self):
+        """(output position, number of codes, embedding width) of each coded column, in order."""
+        names = self.output_names
+        return [(names.index(spec["name"]), len(spec["categories"]) + 2, spec["width"])
+                for spec in self.columns if spec["kind"] == "coded"]
+
+    @property
     def output_names(self):
-        """One name per output column: the numeric or date column, or ``column=category``."""
+        """One name per output column: the numeric, date or coded column, or ``column=category``."""
         self._require_fitted()
         names = []
         for spec in self.columns:
@@ -195,8 +228,8 @@ class TabularPreprocessor:
     def transform(self, frame, warn_truncated=True):
         """``frame`` as a float32 array (rows, len(output_names)).
 
-        Warns about categories outside those kept in training (``warn_truncated=False`` leaves out
-        the columns cut to the most frequent categories, as on the training rows themselves) and
+        Warns about categories unseen in training (``warn_truncated=False`` leaves out those a
+        coded column saw only once, and those cut by an older file's limit: the training rows) and
         about cells of a number or date column that are not one (read as missing, as in ``fit``);
         when they are more than half of the column's filled cells (the column does not hold
         numbers), or a value is too large for float32, it is a ValueError naming the first."""
@@ -207,6 +240,9 @@ class TabularPreprocessor:
             series = frame[spec["name"]]
             if spec["kind"] == "categorical":
                 parts.append(self._one_hot(spec, series, warn_truncated))
+                continue
+            if spec["kind"] == "coded":
+                parts.append(self._codes(spec, series, warn_truncated)[:, None])
                 continue
             if spec["kind"] == "numeric":
                 values, bad = _parse_numbers(series)
@@ -221,10 +257,28 @@ class TabularPreprocessor:
             parts.append(_standardised(values, spec, series)[:, None])
         return numpy.concatenate(parts, axis=1).astype(numpy.float32)
 
+    def _codes(self, spec, series, warn_truncated):
+        """MISSING_CODE for gaps, UNKNOWN_CODE for categories not kept in training, 2 + i for ``categories[i]``."""
+        import pandas
+
+        text = _category_keys(series)
+        missing = text.isna().to_numpy()
+        codes = pandas.Index(spec["categories"]).get_indexer(text) + 2
+        unknown = (codes < 2) & ~missing
+        name = spec["name"]
+        if unknown.any() and (warn_truncated or not spec["rare"]):
+            values = sorted(set(text[unknown]))
+            seen = " (or seen only once)" if spec["rare"] else ""
+            _warn(f"Column {name!r}: {int(unknown.sum())} row(s) hold categories not seen in training{seen} "
+                  f"({_shown(values)}); they get the unknown category's code.", name)
+        codes[missing] = MISSING_CODE
+        codes[unknown] = UNKNOWN_CODE
+        return codes.astype(numpy.float64)
+
     def _one_hot(self, spec, series, warn_truncated):
         import pandas
 
-        text = _as_text(series).fillna(spec["fill"])
+        text = _category_keys(series).fillna(spec["fill"])
         codes = pandas.Index(spec["categories"]).get_indexer(text)
         unseen = codes < 0
         name = spec["name"]
@@ -245,10 +299,12 @@ class TabularPreprocessor:
         return self.fit(frame, columns, **options).transform(frame, warn_truncated=False)
 
     def to_config(self):
-        """A plain JSON-ready dict holding everything ``transform`` needs (and the fit report)."""
+        """A plain JSON-ready dict holding everything ``transform`` needs (and the fit report);
+        version 1 when an older xpann can read it, 2 with dates, 3 with coded columns."""
         self._require_fitted()
-        version = 2 if any(spec["kind"] == "date" for spec in self.columns) else 1
-        return {"version": version, "max_categories": self.max_categories, "rows": self.rows,
+        kinds = {spec["kind"] for spec in self.columns}
+        version = 3 if "coded" in kinds else 2 if "date" in kinds else 1
+        return {"version": version, "one_hot_max": self.one_hot_max, "rows": self.rows,
                 "columns": self.columns, "dropped": self.dropped, "missing": self.missing,
                 "truncated": self.truncated}
 
@@ -256,13 +312,18 @@ class TabularPreprocessor:
     def from_config(cls, config):
         _check_version(config, "feature preprocessing")
         try:
-            preprocessor = cls(max_categories=config.get("max_categories", MAX_CATEGORIES))
+            preprocessor = cls(one_hot_max=config.get("one_hot_max", ONE_HOT_MAX))
             columns = [dict(spec) for spec in config["columns"]]
             for spec in columns:
                 if spec["kind"] in ("numeric", "date"):
                     spec.update(fill=float(spec["fill"]), mean=float(spec["mean"]), scale=float(spec["scale"]))
                 elif spec["kind"] == "categorical":
                     spec.update(fill=str(spec["fill"]), categories=[str(c) for c in spec["categories"]])
+                elif spec["kind"] == "coded":
+                    spec.update(categories=[str(c) for c in spec["categories"]], rare=int(spec["rare"]),
+                                width=int(spec["width"]))
+                    if not (0 < spec["width"] <= MAX_EMBEDDING_WIDTH and len(spec["categories"]) + 2 <= MAX_CODES):
+                        raise ValueError(f"coded column {spec['name']!r} has an impossible width or size")
                 else:
                     raise ValueError(f"unknown column kind {spec['kind']!r}")
             preprocessor.columns = columns

@@ -1,0 +1,487 @@
+"""``TabularModel``: a table in, a trained network and its preprocessing out, predictions in the
+user's terms (labels as written, values in the target's units)."""
+
+import contextlib
+import math
+import os
+import time
+import warnings
+
+import numpy
+
+from .. import callbacks, optimizers, preprocessing
+from ..backend import resolve_backend
+from ..errors import TrainingDivergedError, TrainingHealthWarning
+from ..model import load_model
+from ..preprocessing._cells import _label_key
+from . import _evaluation, _options
+from ._network import build_network, describe_network
+from ._sources import read_source
+
+METADATA_VERSION = 1
+
+
+class TabularModel:
+    """The pipeline ``xpann train`` runs, as an object: ``fit`` learns the preprocessing (numbers
+    standardised, dates as days, text one-hot or coded for an embedding, gaps filled, ID and
+    constant columns dropped), chooses the task, splits off validation rows (stratified), trains
+    and keeps the epoch with the lowest validation loss. The options are ``xpann train``'s, by the
+    same names and defaults (``--val-split`` is ``val_split``, ``--hidden 64,32`` is
+    ``hidden=(64, 32)``). After ``fit`` or ``load``: ``task``, ``classes_`` (None for regression),
+    ``feature_names_in_``, ``model`` (the Sequential), ``history`` ({metric: per-epoch values}),
+    ``preprocessor``, ``target_encoder`` and ``scores_`` (final train/validation metrics)."""
+
+    def __init__(self, target, task="auto", drop=(), keep=(), hidden=(64, 32), activation="relu",
+                 init="he_normal", optimizer="adam", lr=1e-3, epochs="auto", batch_size=32, val_split=0.2,
+                 patience=None, class_weight=None, seed=0, backend=None, verbose=1):
+        if target is None or (isinstance(target, str) and not target.strip()):
+            raise ValueError("target must name the column to predict.")
+        self.target = target
+        self.options = _options.checked({
+            "task": task, "drop": drop, "keep": keep, "hidden": hidden, "activation": activation, "init": init,
+            "optimizer": optimizer, "lr": lr, "epochs": epochs, "batch_size": batch_size, "val_split": val_split,
+            "patience": patience, "class_weight": class_weight, "seed": seed, "backend": backend,
+            "verbose": verbose})
+        self.model = self.preprocessor = self.target_encoder = None
+        self.history = None
+        self.feature_names_in_ = None
+        self.scores_ = None
+        self.trained_on = {}
+
+    # ----- what the user reads ------------------------------------------------------------
+
+    @property
+    def task(self):
+        return None if self.target_encoder is None else self.target_encoder.task
+
+    @property
+    def classes_(self):
+        if self.target_encoder is None or self.task != "classification":
+            return None
+        return list(self.target_encoder.classes)
+
+    def __repr__(self):
+        state = f"{self.task} of {self.target!r}" if self.model is not None else f"target={self.target!r}, not fitted"
+        return f"TabularModel({state})"
+
+    def _say(self, text):
+        """A line of the account of fit, printed at verbose >= 1."""
+        if self.options["verbose"]:
+            print(text, flush=True)
+
+    def _option(self, name, value=None):
+        """How messages name an option (the CLI says ``--keep id`` where Python says ``keep=['id']``)."""
+        if value is None:
+            return name
+        return f"{name}={[value] if name in ('drop', 'keep') else value!r}"
+
+    # ----- fit ----------------------------------------------------------------------------
+
+    def fit(self, data, sample_weight=None):
+        """Learn from ``data`` (a DataFrame, or the path of a CSV or Parquet file). ``sample_weight``:
+        one weight per row, or the name of a column of ``data`` holding them. Rows without a target
+        value are skipped. Returns self."""
+        o = self.options
+        backend = resolve_backend(o["backend"])  # fails now, not after reading the data
+        source = read_source(data)
+        frame = source.frame
+        with _about(source):
+            self._require_column(frame, self.target, "Target column")
+            weight_column = sample_weight if isinstance(sample_weight, str) else None
+            features = self._features(frame, weight_column)
+            weights = self._row_weights(frame, sample_weight, weight_column)
+            present = frame[self.target].notna().to_numpy()
+            if not present.any():
+                raise ValueError(f"The target column {self.target!r} is empty in every row.")
+            skipped = int((~present).sum())
+            frame = frame[present]
+            weights = None if weights is None else weights[present]
+        notes = f" ({'; '.join(source.notes)})" if source.notes else ""
+        self._say(f"Data: {source.shown or 'a data frame'}: {len(frame) + skipped:,} rows, "
+                  f"{len(source.frame.columns):,} columns{notes}.")
+        if skipped:
+            self._say(f"Skipped {skipped:,} row(s) with no value in the target column {self.target!r}.")
+
+        with _about(source):
+            task, reason = self._task(frame[self.target])
+            if task == "classification":
+                preprocessing.check_classification_target(frame[self.target])
+        self._say(f"Task: {task} ({reason}).")
+        with _about(source):
+            ids = preprocessing.id_columns(frame, [c for c in features if c not in o["drop"]], o["keep"])
+            labels = frame[self.target] if task == "classification" else None
+            train_rows, validation_rows = preprocessing.split_rows(len(frame), o["val_split"], o["seed"], labels)
+        training, validation = frame.iloc[train_rows], frame.iloc[validation_rows]
+        with _about(source):
+            with warnings.catch_warnings():  # the pass over all rows below reports each column's odd cells once
+                warnings.simplefilter("ignore", preprocessing.PreprocessingWarning)
+                preprocessor = preprocessing.TabularPreprocessor().fit(
+                    training, features, drop=o["drop"], keep=o["keep"], ids=ids)
+            x_all = preprocessor.transform(frame, warn_truncated=False)
+            encoder = preprocessing.TargetEncoder(task, name=self.target).fit(training[self.target])
+            y_train = encoder.transform(training[self.target])
+            x_train = x_all[train_rows]
+            held_out = (x_all[validation_rows], encoder.transform(validation[self.target])) if len(validation) else None
+            train_weights = self._training_weights(weights, train_rows, y_train, encoder)
+        self._describe_preprocessing(preprocessor, encoder, x_train.shape[1])
+        split = "stratified by class, " if task == "classification" else ""
+        self._say(f"Split: {len(training):,} training rows, {len(validation):,} validation rows "
+                  f"({split}seed {o['seed']}).")
+
+        model = build_network(preprocessor, encoder, o["hidden"], o["activation"], o["init"], o["seed"], backend)
+        model.compile(optimizer=type(optimizers.get(o["optimizer"]))(learning_rate=o["lr"]), loss=encoder.loss,
+                      metrics=["accuracy"] if task == "classification" else ["mae", "rmse", "r2"])
+        epochs = o["epochs"]
+        note = ""
+        if epochs == "auto":
+            epochs = _options.default_epochs(len(training), o["batch_size"])
+            if epochs != _options.DEFAULT_EPOCHS:
+                note = (f" (more than {_options.DEFAULT_EPOCHS} for a small data set; "
+                        f"{self._option('epochs')} sets it)")
+        guard = callbacks.TerminateOnNaN()
+        stopper = None if held_out is None else callbacks.EarlyStopping(
+            monitor="val_loss", patience=epochs if o["patience"] is None else o["patience"],
+            restore_best_weights=True)
+        self._say(f"Network: {describe_network(model, preprocessor, encoder, o['hidden'], o['activation'], o['init'])}.")
+        if stopper is None:
+            keeping = "; no validation rows, so the model keeps the last epoch's weights"
+        elif o["patience"] is None:
+            keeping = "; the model keeps the weights of the epoch with the lowest val_loss"
+        else:
+            keeping = (f"; stop after {o['patience']} epochs without a better val_loss and keep the best "
+                       "epoch's weights")
+        weighting = "" if train_weights is None else ", weighted rows"
+        self._say(f"Training: {o['optimizer']} lr {o['lr']:g}, batch {o['batch_size']}, "
+                  f"{_count(epochs, 'epoch')}{note}{weighting}{keeping}.")
+        self._say(f"Backend: {_describe_backend(model.backend)}.")
+        if task == "regression":
+            self._say(f"(The per-epoch loss, mae and rmse are on the standardised target; the scores at the end "
+                      f"are in the units of {self.target!r}.)")
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            start = time.perf_counter()
+            history = model.fit(x_train, y_train, epochs=epochs, batch_size=o["batch_size"], validation_data=held_out,
+                                callbacks=[guard] + ([stopper] if stopper else []), verbose=o["verbose"],
+                                shuffle=True, sample_weight=train_weights)
+            seconds = time.perf_counter() - start
+        if guard.stopped_epoch is not None:
+            self._diverged(guard.stopped_epoch, history.history, caught)
+        for text in dict.fromkeys(str(w.message) for w in caught):
+            warnings.warn(text, TrainingHealthWarning if any(issubclass(w.category, TrainingHealthWarning)
+                                                              and str(w.message) == text for w in caught)
+                          else UserWarning, stacklevel=2)
+
+        epochs_run = len(history.epoch)
+        best_epoch = None
+        if stopper is not None and stopper.best_epoch is not None:
+            best_epoch = stopper.best_epoch + 1
+            if stopper.stopped_epoch is not None:
+                self._say(f"Stopped early after epoch {epochs_run} ({stopper.patience} epochs without a better "
+                          f"val_loss); kept the weights of epoch {best_epoch} (val_loss {stopper.best:.4f}).")
+            else:
+                self._say(f"Kept the weights of epoch {best_epoch} of {epochs_run}, the one with the lowest "
+                          f"val_loss ({stopper.best:.4f}).")
+        self.model, self.preprocessor, self.target_encoder = model, preprocessor, encoder
+        self.history = {name: list(values) for name, values in history.history.items()}
+        self.feature_names_in_ = list(features)
+        self.scores_ = {"train": _evaluation.in_target_units(model.evaluate(x_train, y_train), encoder)}
+        if held_out is not None:
+            self.scores_["validation"] = _evaluation.in_target_units(model.evaluate(*held_out), encoder)
+        samples = len(training) * epochs_run
+        self._say(f"Time: {seconds:.2f} s for {_count(epochs_run, 'epoch')}, {samples / max(seconds, 1e-9):,.0f} "
+                  f"samples/s on {_describe_backend(model.backend)}.")
+        self.trained_on = {
+            "data": None if source.path is None else os.path.basename(str(source.path)), "sha256": source.digest,
+            "training_rows": len(training), "validation_rows": len(validation), "epochs": epochs_run,
+            "best_epoch": best_epoch, "seed": o["seed"]}
+        return self
+
+    def _require_column(self, frame, column, what):
+        if column not in frame.columns:
+            import difflib
+
+            columns = [str(c) for c in frame.columns]
+            close = [c for c in columns if c.lower() == str(column).lower()] or \
+                difflib.get_close_matches(str(column), columns, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{what} {column!r} is not in the data; its columns are: {', '.join(columns)}.{hint}")
+
+    def _features(self, frame, weight_column):
+        """All columns but the target (and the weight column); drop and keep must name them."""
+        o = self.options
+        if weight_column is not None:
+            self._require_column(frame, weight_column, "Sample-weight column")
+            if weight_column == self.target:
+                raise ValueError(f"The sample-weight column {weight_column!r} is the target column.")
+        for option in ("drop", "keep"):
+            for name in o[option]:
+                if name == self.target:
+                    raise ValueError(f"{self._option(option)}: {name!r} is the target column.")
+                try:
+                    self._require_column(frame, name, "Column")
+                except ValueError as error:
+                    raise ValueError(f"{self._option(option)}: {error}") from None
+        return [c for c in frame.columns if c != self.target and c != weight_column]
+
+    def _row_weights(self, frame, sample_weight, weight_column):
+        """float64 weights per row of ``frame``, or None."""
+        if sample_weight is None:
+            return None
+        if weight_column is not None:
+            values, bad = preprocessing._cells._parse_numbers(frame[weight_column])
+            if bad.any() or numpy.isnan(values).any():
+                position = int(numpy.argmax(bad | numpy.isnan(values)))
+                raise ValueError(f"The sample-weight column {weight_column!r} must hold a number in every row; "
+                                 f"row {frame.index[position]} holds {frame[weight_column].iloc[position]!r}.")
+        else:
+            values = numpy.asarray(sample_weight, dtype=numpy.float64)
+            if values.shape != (len(frame),):
+                raise ValueError(f"sample_weight must hold one weight per row of the data ({len(frame):,}), "
+                                 f"got shape {values.shape}.")
+        if not numpy.isfinite(values).all() or (values < 0).any():
+            raise ValueError("sample weights must be finite and >= 0.")
+        return values
+
+    def _training_weights(self, weights, train_rows, y_train, encoder):
+        """The training rows' sample weights times their class weights, or None."""
+        class_weight = self.options["class_weight"]
+        if class_weight is not None and encoder.task != "classification":
+            raise ValueError("class_weight applies to classification; this is a regression.")
+        out = None if weights is None else weights[train_rows]
+        if class_weight is None:
+            return out
+        counts = numpy.bincount(y_train, minlength=len(encoder.classes))
+        if class_weight == "balanced":
+            per_class = len(y_train) / (len(encoder.classes) * numpy.maximum(counts, 1))
+        else:
+            index = {_label_key(label): code for code, label in enumerate(encoder.classes)}
+            per_class = numpy.ones(len(encoder.classes))
+            for label, weight in class_weight.items():
+                code = index.get(_label_key(label))
+                if code is None:
+                    raise ValueError(f"class_weight names the class {label!r}, which is not among the training "
+                                     f"labels {', '.join(map(repr, encoder.classes))}.")
+                if not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+                    raise ValueError(f"class_weight[{label!r}] must be a finite number >= 0, got {weight!r}.")
+                per_class[code] = weight
+        factor = per_class[y_train]
+        return factor if out is None else out * factor
+
+    def _task(self, series):
+        requested = self.options["task"]
+        if requested != "auto":
+            return requested, f"as asked with {self._option('task', requested)}"
+        task, reason = preprocessing.infer_task(series)
+        if task == "classification" and "whole numbers" in reason:
+            reason += f"; {self._option('task', 'regression')} predicts them as numbers"
+        return task, reason
+
+    def _describe_preprocessing(self, preprocessor, encoder, width):
+        kinds = [spec["kind"] for spec in preprocessor.columns]
+        count = kinds.count("date")
+        dates = f", {count} date{'s' if count > 1 else ''} (days since 1970-01-01, standardised)" if count else ""
+        coded = f", {kinds.count('coded')} text (coded for an embedding)" if "coded" in kinds else ""
+        self._say(f"Features: {kinds.count('numeric')} numeric (standardised){dates}, {kinds.count('categorical')} "
+                  f"text (one-hot){coded} -> {width} network inputs.")
+        for spec in preprocessor.columns:
+            if spec["kind"] == "date":
+                self._say(f"Column {spec['name']!r} holds dates: read as days since 1970-01-01, then standardised.")
+            elif spec["kind"] == "coded":
+                rare = f"; {spec['rare']:,} seen once share the unknown code" if spec["rare"] else ""
+                self._say(f"Column {spec['name']!r} has more than {preprocessor.one_hot_max} categories: an "
+                          f"embedding of width {spec['width']} for {len(spec['categories']):,} of them{rare}.")
+        if encoder.task == "classification":
+            self._say(f"Classes: {', '.join(map(str, encoder.classes))}.")
+        else:
+            self._say(f"Target: mean {encoder.mean:.4g}, standard deviation {encoder.scale:.4g} "
+                      "(standardised for training; predictions come back in its units).")
+        used = [spec for spec in preprocessor.columns if spec["name"] in preprocessor.missing]
+        if used:
+            fills = ", ".join(f"{spec['name']} {preprocessor.missing[spec['name']]:,} ({_fill(spec)})" for spec in used)
+            total = sum(preprocessor.missing[spec["name"]] for spec in used)
+            self._say(f"Missing values in the training rows: {total:,} filled: {fills}.")
+        else:
+            elsewhere = " (in the columns used)" if preprocessor.missing else ""
+            self._say(f"Missing values in the training rows: none{elsewhere}.")
+        for name, reason in preprocessor.dropped.items():
+            hint = f"; {self._option('keep', name)} uses it" if "ID" in reason else ""
+            self._say(f"Dropped column {name!r}: {reason}{hint}.")
+
+    def _diverged(self, epoch, logs, caught):
+        """Training produced a NaN or infinite loss: warn what the health checks found, then fail."""
+        for text in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, TrainingHealthWarning)
+                                  and "training stopped" not in str(w.message)):
+            warnings.warn(text, TrainingHealthWarning, stacklevel=3)
+        values = ", ".join(f"{name} {logs[name][-1]}" for name in ("loss", "val_loss")
+                           if name in logs and not math.isfinite(logs[name][-1]))
+        o = self.options
+        raise TrainingDivergedError(
+            f"Training failed in epoch {epoch + 1} ({values or 'loss not finite'}): the weights blew up. Try a "
+            f"smaller {self._option('lr')} (now {o['lr']:g}), another {self._option('optimizer')} or "
+            f"{self._option('init')}. Nothing was kept.")
+
+    # ----- use ----------------------------------------------------------------------------
+
+    def _require_fitted(self, what):
+        if self.model is None:
+            raise ValueError(f"This TabularModel is not fitted yet; call fit(data) before {what}.")
+
+    def _inputs(self, source):
+        """The network inputs for the rows of ``source``; unseen categories are warned about."""
+        with _about(source):
+            return self.preprocessor.transform(source.frame)
+
+    def transform(self, data):
+        """The network inputs (float32, one row per row of ``data``) as ``predict`` computes them."""
+        self._require_fitted("transform")
+        return self._inputs(read_source(data))
+
+    def _index(self, source):
+        import pandas
+
+        return source.frame.index if source.path is None else pandas.RangeIndex(len(source.frame))
+
+    def predict(self, data):
+        """A pandas Series named after the target, one value per row of ``data`` (its index; a file's
+        rows numbered from 0): class labels as written in the training data, or values in the
+        target's units."""
+        import pandas
+
+        self._require_fitted("predict")
+        source = read_source(data)
+        outputs = self.model.predict(self._inputs(source))
+        return pandas.Series(self.target_encoder.decode(outputs), index=self._index(source), name=self.target)
+
+    def predict_proba(self, data):
+        """A DataFrame of class probabilities, one column per class label (classification only)."""
+        import pandas
+
+        self._require_fitted("predict_proba")
+        if self.task != "classification":
+            raise ValueError("predict_proba is for classification; this model is a regression (use predict).")
+        source = read_source(data)
+        outputs = numpy.asarray(self.model.backend.to_numpy(self.model.predict(self._inputs(source))))
+        return pandas.DataFrame(outputs, index=self._index(source), columns=list(self.target_encoder.classes))
+
+    def evaluate(self, data):
+        """The metrics ``xpann evaluate --json`` prints, in the target's units: loss and accuracy for
+        a classifier, loss, mae, rmse and r2 for a regression."""
+        return self.evaluation(data)["metrics"]
+
+    def evaluation(self, data, target=None):
+        """``evaluate`` in full: {"rows", "skipped_rows", "task", "target", "metrics"} and, for a
+        classifier, "per_class" (precision, recall, support) and "confusion_matrix". ``target``
+        scores the predictions against another column (default: the one trained on)."""
+        import copy
+
+        self._require_fitted("evaluate")
+        source = read_source(data)
+        target = self.target if target is None else target
+        encoder = copy.copy(self.target_encoder)
+        encoder.name = target  # messages name the column scored against
+        with _about(source):
+            self._require_column(source.frame, target, "Target column")
+            present = source.frame[target].notna().to_numpy()
+            if not present.any():
+                raise ValueError(f"The target column {target!r} is empty in every row.")
+            frame = source.frame[present]
+            y = encoder.transform(frame[target])
+            x = self.preprocessor.transform(frame)
+        results = _evaluation.in_target_units(self.model.evaluate(x, y), encoder)
+        summary = {"rows": len(frame), "skipped_rows": int((~present).sum()), "task": encoder.task,
+                   "target": target, "metrics": results}
+        if encoder.task == "classification":
+            details = _evaluation.classification_details(y, self.model.predict(x), encoder.classes)
+            results["accuracy"] = details["accuracy"]
+            summary.update(correct=details["correct"], per_class=details["per_class"],
+                           confusion_matrix=details["confusion_matrix"])
+        summary["digest"] = source.digest
+        return summary
+
+    # ----- files --------------------------------------------------------------------------
+
+    def save(self, path):
+        """Write the network and its preprocessing to ``path`` (the file ``xpann train`` writes)."""
+        self._require_fitted("save")
+        options = {name: list(value) if isinstance(value, tuple) else value
+                   for name, value in self.options.items() if name not in ("backend", "verbose", "class_weight")}
+        preprocessing.attach(self.model, self.preprocessor, self.target_encoder, trained_on=self.trained_on,
+                             tabular_model={"version": METADATA_VERSION, "options": options,
+                                            "feature_names_in": [str(c) for c in self.feature_names_in_],
+                                            "history": self.history, "scores": self.scores_})
+        self.model.save(path)
+
+
+def load(path, backend=None):
+    """The TabularModel saved at ``path`` by ``TabularModel.save`` or ``xpann train``."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a folder, not a model file.")
+    if not os.path.exists(path):
+        raise ValueError(f"No model file at {path}.")
+    model = load_model(path, backend=backend)
+    try:
+        features, encoder, stored = preprocessing.from_model(model)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    if model.input_dim != len(features.output_names):
+        raise ValueError(f"{path} is damaged: the network takes {model.input_dim} inputs but the stored "
+                         f"preprocessing makes {len(features.output_names)}.")
+    if model.output_dim != encoder.n_outputs:
+        raise ValueError(f"{path} is damaged: the network has {model.output_dim} outputs but the stored target "
+                         f"encoding needs {encoder.n_outputs}.")
+    extra = stored.get("tabular_model") if isinstance(stored.get("tabular_model"), dict) else {}
+    known = {k: v for k, v in (extra.get("options") or {}).items() if k in _options.DEFAULTS}
+    try:
+        loaded = TabularModel(target=encoder.name, **{**known, "backend": backend})
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: the stored options are damaged ({error}).") from None
+    loaded.model, loaded.preprocessor, loaded.target_encoder = model, features, encoder
+    loaded.feature_names_in_ = list(extra.get("feature_names_in") or features.feature_columns)
+    loaded.history = extra.get("history")
+    loaded.scores_ = extra.get("scores")
+    loaded.trained_on = dict(stored.get("trained_on") or {})
+    return loaded
+
+
+@contextlib.contextmanager
+def _about(source):
+    """ValueErrors raised inside name the file ``source`` was read from."""
+    try:
+        yield
+    except ValueError as error:
+        if source.path is None or str(error).startswith(source.shown):
+            raise
+        raise ValueError(source.about(str(error))) from None
+
+
+def _count(number, noun):
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _fill(spec):
+    if spec["kind"] == "numeric":
+        return f"median {spec['fill']:.4g}"
+    if spec["kind"] == "date":
+        import pandas
+
+        return f"median {(pandas.Timestamp('1970-01-01') + pandas.Timedelta(days=spec['fill'])).strftime('%Y-%m-%d')}"
+    if spec["kind"] == "coded":
+        return "the missing code"
+    return f"most frequent {spec['fill']!r}"
+
+
+def _describe_backend(backend):
+    """The backend and its device in a few words: "numpy (CPU, openblas 0.3.31, 2 threads)"."""
+    try:
+        info = backend.device_info()
+    except Exception:  # an account of training must not fail on a device query
+        info = {}
+    if backend.name == "cupy":
+        return f"cupy ({info.get('gpu', 'GPU')}, device {info.get('device', 0)})"
+    blas = info.get("blas") or []
+    if blas:
+        first = blas[0]
+        return f"numpy (CPU, {first.get('library')} {first.get('version')}, {first.get('threads')} threads)"
+    return "numpy (CPU)"
