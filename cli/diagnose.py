@@ -8,7 +8,7 @@ import warnings
 import click
 
 import xpann
-from xpann import preprocessing
+from xpann import preprocessing, tabular
 from xpann.callbacks import GradientMonitor
 from xpann.errors import TrainingHealthWarning
 
@@ -142,7 +142,7 @@ def diagnose(data_file, target, dataset, depth, width, activation, init, init_sc
                + (f" of {len(encoder.classes)} classes." if encoder.task == "classification" else "."))
     click.echo(f"Network: {x.shape[1]} -> {depth} x {width} hidden -> {encoder.n_outputs} "
                f"{encoder.output_activation}; {optimizer} lr {lr:g}, batch {batch_size} ({steps} steps an epoch), "
-               f"{report.count(epochs, 'epoch')}, seed {seed}, {report.describe_backend(backend)}.")
+               f"{report.count(epochs, 'epoch')}, seed {seed}, {backend.describe()}.")
     baseline = _constant_guess_loss(y, encoder)
     results = [_train(setup, x, y, encoder, depth, width, optimizer, lr, epochs, batch_size, seed, backend, baseline)
                for setup in chosen]
@@ -166,7 +166,7 @@ def _load(data_file, dataset, target):
     """(x float32, y, TargetEncoder, description): standardised features, encoded target."""
     path, target, bundled = data.training_source(data_file, dataset, target, DEFAULT_DATASET, "xpann diagnose")
     source = os.path.basename(str(path)) if bundled is None else f"bundled data set {bundled!r}"
-    frame = data.read_csv(path)
+    frame = tabular.read_table(path).frame
     data.require_column(frame, target, path, what="Target column")
     frame, _ = data.rows_with_target(frame, target, path)
     task, _ = preprocessing.infer_task(frame[target])

@@ -1,15 +1,15 @@
 """``xpann evaluate``: a saved model's loss and metrics on a labelled CSV file."""
 
-import copy
 import json
 import math
 
 import click
 
 import xpann
+from xpann import tabular
 
 from . import data, options, report
-from .model_file import TabularModel
+from .predict import describe
 
 
 @click.command(epilog=data.MISSING_HELP)
@@ -28,66 +28,54 @@ def evaluate(model_file, data_file, dataset, target, as_json, backend):
     regression gets mae, rmse and r2 in the target's units."""
     path = data.input_file(data_file, dataset)
     backend = xpann.backend.resolve_backend(backend)
-    loaded = TabularModel(model_file, backend=backend)
-    description = loaded.describe()
-    trained_name = loaded.target.name
-    target = target or trained_name
-    table = data.read_table(path)
-    frame = table.frame
-    data.require_column(frame, target, path, what="Target column")
-    if target != trained_name:
-        click.echo(f"Warning: scoring the model's predictions of {trained_name!r} against the column {target!r} "
+    pipeline = tabular.load(model_file, backend=backend)
+    target = target or pipeline.target
+    table = tabular.read_table(path)
+    data.require_column(table.frame, target, path, what="Target column")
+    if target != pipeline.target:
+        click.echo(f"Warning: scoring the model's predictions of {pipeline.target!r} against the column {target!r} "
                    f"of {path}.", err=True)
-    trained_on = loaded.stored.get("trained_on") or {}
-    if trained_on.get("sha256") == table.digest:
-        rows = trained_on.get("training_rows")
+    if pipeline.trained_on.get("sha256") == table.digest:
+        rows = pipeline.trained_on.get("training_rows")
         count = f"{rows:,} " if isinstance(rows, int) else ""
         click.echo(f"Warning: {path} is the file the model was trained on: these rows include its {count}training "
                    "rows, so the metrics overstate how well it does on new data.", err=True)
-    encoder = copy.copy(loaded.target)
-    encoder.name = target  # messages name the column given
-    frame, skipped = data.rows_with_target(frame, target, path)
-    x = loaded.transform(frame, path)
-    try:
-        y = encoder.transform(frame[target])
-    except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
-    results = report.in_target_units(loaded.model.evaluate(x, y), encoder)
-    summary = {"model": model_file, "data": path, "rows": len(frame), "skipped_rows": skipped,
-               "task": encoder.task, "target": target, "metrics": results}
-    if encoder.task == "classification":
-        details = report.classification_details(y, loaded.model.predict(x), encoder.classes)
-        summary["metrics"]["accuracy"] = details["accuracy"]
-        summary["per_class"] = details["per_class"]
-        summary["confusion_matrix"] = details["confusion_matrix"]
+    with data.about(path), report.warnings_as_messages():
+        summary = pipeline.evaluation(table.frame, target=target)
+    results, skipped, rows = summary["metrics"], summary["skipped_rows"], summary["rows"]
     if as_json:
-        summary["metrics"] = {k: v if math.isfinite(v) else None for k, v in summary["metrics"].items()}
-        click.echo(json.dumps(summary, indent=2))
+        shown = {"model": model_file, "data": path, "rows": rows, "skipped_rows": skipped, "task": summary["task"],
+                 "target": target,
+                 "metrics": {k: v if math.isfinite(v) else None for k, v in results.items()}}
+        for key in ("per_class", "confusion_matrix"):
+            if key in summary:
+                shown[key] = summary[key]
+        click.echo(json.dumps(shown, indent=2))
         return
-    click.echo(f"Model: {model_file} ({description}).")
-    click.echo(f"Data: {path}: {len(frame):,} rows"
-               + (f" ({skipped:,} skipped: no value in {target!r})" if skipped else "") + ".")
+    click.echo(f"Model: {model_file} ({describe(pipeline)}).")
+    click.echo(f"Data: {path}: {rows:,} rows" + (f" ({skipped:,} skipped: no value in {target!r})" if skipped else "")
+               + ".")
     click.echo("")
-    rows = []
+    lines = []
     for name, value in results.items():
         label = name
         if name == "loss":
-            label = "loss (cross-entropy)" if encoder.task == "classification" else "loss (standardised mse)"
+            label = "loss (cross-entropy)" if summary["task"] == "classification" else "loss (standardised mse)"
         cell = report.number(value)
         if name == "accuracy":
-            cell += f" ({details['correct']:,} of {len(frame):,})"
-        rows.append([label, cell])
-    click.echo(report.table(rows, header=["metric", "value"]))
-    if encoder.task == "regression":
+            cell += f" ({summary['correct']:,} of {rows:,})"
+        lines.append([label, cell])
+    click.echo(report.table(lines, header=["metric", "value"]))
+    if summary["task"] == "regression":
         click.echo(f"(mae and rmse in the units of {target!r})")
         return
     click.echo("")
     click.echo(report.table(
         [[str(c["class"]), report.number(c["precision"], 3), report.number(c["recall"], 3), report.number(c["support"])]
-         for c in details["per_class"]],
+         for c in summary["per_class"]],
         header=["class", "precision", "recall", "support"]))
     click.echo("")
     click.echo("Confusion matrix (rows: true class, columns: predicted class):")
-    labels = [str(label) for label in encoder.classes]
-    matrix = details["confusion_matrix"]["matrix"]
+    labels = [str(label) for label in summary["confusion_matrix"]["labels"]]
+    matrix = summary["confusion_matrix"]["matrix"]
     click.echo(report.table([[label] + row for label, row in zip(labels, matrix)], header=[""] + labels))

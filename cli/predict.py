@@ -3,9 +3,9 @@
 import click
 
 import xpann
+from xpann import tabular
 
-from . import data, options
-from .model_file import TabularModel
+from . import data, options, report
 
 
 @click.command(epilog=data.MISSING_HELP)
@@ -26,25 +26,26 @@ def predict(model_file, data_file, dataset, out, backend):
     backend = xpann.backend.resolve_backend(backend)
     if out is not None:
         data.check_output(out, {"model file": model_file, "data file": path}, "predictions")
-    loaded = TabularModel(model_file, backend=backend)
-    table = data.read_table(path)
-    frame = table.frame
-    x = loaded.transform(frame, path)
-    missing = loaded.features.missing_counts(frame)
+    pipeline = tabular.load(model_file, backend=backend)
+    table = tabular.read_table(path)
+    with data.about(path), report.warnings_as_messages():
+        added = pipeline.predict_table(table.frame)
+    missing = pipeline.preprocessor.missing_counts(table.frame)
     if missing:
         counts = ", ".join(f"{name} {count:,}" for name, count in missing.items())
         click.echo(f"Filled {sum(missing.values()):,} missing value(s) as in training: {counts}.", err=True)
-    outputs = loaded.model.predict(x)
-    encoder = loaded.target
-    added = {"prediction": encoder.decode(outputs)}
-    if encoder.task == "classification":
-        for index, label in enumerate(encoder.classes):
-            added[f"probability_{label}"] = outputs[:, index]
     rows = table.raw  # the cells exactly as in the file
-    replaced = [name for name in added if name in rows.columns]
+    replaced = [name for name in added.columns if name in rows.columns]
     if replaced:
         click.echo(f"Warning: {path} already has column(s) {', '.join(replaced)}; they are replaced.", err=True)
-    rows = rows.drop(columns=replaced).assign(**added)
+    rows = rows.drop(columns=replaced).assign(**{name: added[name].to_numpy() for name in added.columns})
     data.write_csv(rows, out)
     if out is not None:
-        click.echo(f"Wrote {len(rows):,} predictions ({loaded.describe()}) to {out}.")
+        click.echo(f"Wrote {len(rows):,} predictions ({describe(pipeline)}) to {out}.")
+
+
+def describe(pipeline):
+    """ "classification of 'species' into 3 classes" or "regression of 'price'"."""
+    if pipeline.task == "classification":
+        return f"classification of {pipeline.target!r} into {len(pipeline.classes_)} classes"
+    return f"regression of {pipeline.target!r}"

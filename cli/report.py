@@ -28,59 +28,6 @@ def table(rows, header=None):
     return "\n".join(lines)
 
 
-def in_target_units(results, encoder):
-    """``model.evaluate`` results with mae/rmse (and mse) of a standardised target put back in its
-    units; r2 is the same on either scale. The loss stays what training minimised."""
-    if encoder.task != "regression":
-        return dict(results)
-    scaled = dict(results)
-    for name in ("mae", "rmse"):
-        if name in scaled:
-            scaled[name] = results[name] * encoder.scale
-    if "mse" in scaled:
-        scaled["mse"] = results["mse"] * encoder.scale ** 2
-    return scaled
-
-
-def classification_details(codes, probabilities, classes):
-    """Accuracy, per-class precision/recall/support and the confusion matrix (rows: true class)."""
-    predicted = numpy.asarray(probabilities).argmax(axis=1)
-    k = len(classes)
-    matrix = numpy.zeros((k, k), dtype=numpy.int64)
-    numpy.add.at(matrix, (numpy.asarray(codes), predicted), 1)
-    per_class = []
-    for i, label in enumerate(classes):
-        predicted_i, actual_i, correct = matrix[:, i].sum(), matrix[i].sum(), matrix[i, i]
-        per_class.append({
-            "class": label,
-            "precision": float(correct / predicted_i) if predicted_i else None,
-            "recall": float(correct / actual_i) if actual_i else None,
-            "support": int(actual_i),
-        })
-    return {
-        "accuracy": float(numpy.trace(matrix) / matrix.sum()),
-        "correct": int(numpy.trace(matrix)),
-        "per_class": per_class,
-        "confusion_matrix": {"labels": list(classes), "matrix": matrix.tolist()},
-    }
-
-
-def describe_backend(backend):
-    """The backend and its device in a few words: "numpy (CPU, openblas 0.3.31, 2 threads)"."""
-    try:
-        info = backend.device_info()
-    except Exception:  # a report must not fail on a device query
-        info = {}
-    if backend.name == "cupy":
-        gpu = info.get("gpu", "GPU")
-        return f"cupy ({gpu}, device {info.get('device', 0)})"
-    blas = info.get("blas") or []
-    if blas:
-        first = blas[0]
-        return f"numpy (CPU, {first.get('library')} {first.get('version')}, {first.get('threads')} threads)"
-    return "numpy (CPU)"
-
-
 @contextlib.contextmanager
 def warnings_as_messages(held=()):
     """Collect the warnings raised inside the block and print each once as ``Warning: ...`` on

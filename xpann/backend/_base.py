@@ -34,6 +34,19 @@ class Backend:
         """Plain facts about the device, for reports."""
         return {"backend": self.name, "device": self.device}
 
+    def describe(self):
+        """The backend and its device in a few words: "numpy (CPU, openblas 0.3.31, 2 threads)"."""
+        try:
+            info = self.device_info()
+        except Exception:  # a report must not fail on a device query
+            info = {}
+        if "gpu" in info:
+            return f"{self.name} ({info['gpu']}, device {info.get('device', 0)})"
+        blas = (info.get("blas") or [None])[0]
+        if blas:
+            return f"{self.name} (CPU, {blas.get('library')} {blas.get('version')}, {blas.get('threads')} threads)"
+        return f"{self.name} (CPU)"
+
     def is_array(self, value):
         """True for an array that already lives on this backend."""
         return isinstance(value, self.xp.ndarray)

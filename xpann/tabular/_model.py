@@ -16,6 +16,7 @@ from ..model import load_model
 from ..preprocessing._cells import _label_key
 from . import _evaluation, _options
 from ._network import build_network, describe_network
+from ._csv import require_column
 from ._sources import read_source
 
 METADATA_VERSION = 1
@@ -153,7 +154,7 @@ class TabularModel:
         weighting = "" if train_weights is None else ", weighted rows"
         self._say(f"Training: {o['optimizer']} lr {o['lr']:g}, batch {o['batch_size']}, "
                   f"{_count(epochs, 'epoch')}{note}{weighting}{keeping}.")
-        self._say(f"Backend: {_describe_backend(model.backend)}.")
+        self._say(f"Backend: {model.backend.describe()}.")
         if task == "regression":
             self._say(f"(The per-epoch loss, mae and rmse are on the standardised target; the scores at the end "
                       f"are in the units of {self.target!r}.)")
@@ -190,22 +191,16 @@ class TabularModel:
             self.scores_["validation"] = _evaluation.in_target_units(model.evaluate(*held_out), encoder)
         samples = len(training) * epochs_run
         self._say(f"Time: {seconds:.2f} s for {_count(epochs_run, 'epoch')}, {samples / max(seconds, 1e-9):,.0f} "
-                  f"samples/s on {_describe_backend(model.backend)}.")
+                  f"samples/s on {model.backend.describe()}.")
         self.trained_on = {
             "data": None if source.path is None else os.path.basename(str(source.path)), "sha256": source.digest,
             "training_rows": len(training), "validation_rows": len(validation), "epochs": epochs_run,
             "best_epoch": best_epoch, "seed": o["seed"]}
         return self
 
-    def _require_column(self, frame, column, what):
-        if column not in frame.columns:
-            import difflib
-
-            columns = [str(c) for c in frame.columns]
-            close = [c for c in columns if c.lower() == str(column).lower()] or \
-                difflib.get_close_matches(str(column), columns, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"{what} {column!r} is not in the data; its columns are: {', '.join(columns)}.{hint}")
+    @staticmethod
+    def _require_column(frame, column, what):
+        require_column(frame, column, None, what)
 
     def _features(self, frame, weight_column):
         """All columns but the target (and the weight column); drop and keep must name them."""
@@ -361,8 +356,22 @@ class TabularModel:
         if self.task != "classification":
             raise ValueError("predict_proba is for classification; this model is a regression (use predict).")
         source = read_source(data)
-        outputs = numpy.asarray(self.model.backend.to_numpy(self.model.predict(self._inputs(source))))
+        outputs = numpy.asarray(self.model.predict(self._inputs(source)))
         return pandas.DataFrame(outputs, index=self._index(source), columns=list(self.target_encoder.classes))
+
+    def predict_table(self, data):
+        """What ``xpann predict`` adds to the rows: a ``prediction`` column and, for a classifier,
+        one ``probability_<label>`` column per class."""
+        import pandas
+
+        self._require_fitted("predict")
+        source = read_source(data)
+        outputs = numpy.asarray(self.model.predict(self._inputs(source)))
+        added = {"prediction": self.target_encoder.decode(outputs)}
+        if self.task == "classification":
+            for index, label in enumerate(self.target_encoder.classes):
+                added[f"probability_{label}"] = outputs[:, index]
+        return pandas.DataFrame(added, index=self._index(source))
 
     def evaluate(self, data):
         """The metrics ``xpann evaluate --json`` prints, in the target's units: loss and accuracy for
@@ -470,18 +479,3 @@ def _fill(spec):
     if spec["kind"] == "coded":
         return "the missing code"
     return f"most frequent {spec['fill']!r}"
-
-
-def _describe_backend(backend):
-    """The backend and its device in a few words: "numpy (CPU, openblas 0.3.31, 2 threads)"."""
-    try:
-        info = backend.device_info()
-    except Exception:  # an account of training must not fail on a device query
-        info = {}
-    if backend.name == "cupy":
-        return f"cupy ({info.get('gpu', 'GPU')}, device {info.get('device', 0)})"
-    blas = info.get("blas") or []
-    if blas:
-        first = blas[0]
-        return f"numpy (CPU, {first.get('library')} {first.get('version')}, {first.get('threads')} threads)"
-    return "numpy (CPU)"
