@@ -163,19 +163,15 @@ def diagnose(data_file, target, dataset, depth, width, activation, init, init_sc
 
 
 def _load(data_file, dataset, target):
-    """(x float32, y, TargetEncoder, description): standardised features, encoded target."""
+    """(x float32, y, TargetEncoder, description): every row's features and encoded target, as
+    xpann.tabular prepares them for training."""
     path, target, bundled = data.training_source(data_file, dataset, target, DEFAULT_DATASET, "xpann diagnose")
     source = os.path.basename(str(path)) if bundled is None else f"bundled data set {bundled!r}"
-    frame = tabular.read_table(path).frame
-    data.require_column(frame, target, path, what="Target column")
-    frame, _ = data.rows_with_target(frame, target, path)
-    task, _ = preprocessing.infer_task(frame[target])
-    features = [column for column in frame.columns if column != target]
+    pipeline = tabular.TabularModel(target=target, verbose=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", preprocessing.PreprocessingWarning)
-        x = preprocessing.TabularPreprocessor().fit_transform(frame, features)
-    encoder = preprocessing.TargetEncoder(task, name=target).fit(frame[target])
-    return x, encoder.transform(frame[target]), encoder, source
+        x, y = pipeline.prepare(path)
+    return x, y, pipeline.target_encoder, source
 
 
 def _constant_guess_loss(y, encoder):

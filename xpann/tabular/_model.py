@@ -84,51 +84,10 @@ class TabularModel:
         value are skipped. Returns self."""
         o = self.options
         backend = resolve_backend(o["backend"])  # fails now, not after reading the data
-        source = read_source(data)
-        frame = source.frame
-        with _about(source):
-            self._require_column(frame, self.target, "Target column")
-            weight_column = sample_weight if isinstance(sample_weight, str) else None
-            features = self._features(frame, weight_column)
-            weights = self._row_weights(frame, sample_weight, weight_column)
-            present = frame[self.target].notna().to_numpy()
-            if not present.any():
-                raise ValueError(f"The target column {self.target!r} is empty in every row.")
-            skipped = int((~present).sum())
-            frame = frame[present]
-            weights = None if weights is None else weights[present]
-        notes = f" ({'; '.join(source.notes)})" if source.notes else ""
-        self._say(f"Data: {source.shown or 'a data frame'}: {len(frame) + skipped:,} rows, "
-                  f"{len(source.frame.columns):,} columns{notes}.")
-        if skipped:
-            self._say(f"Skipped {skipped:,} row(s) with no value in the target column {self.target!r}.")
-
-        with _about(source):
-            task, reason = self._task(frame[self.target])
-            if task == "classification":
-                preprocessing.check_classification_target(frame[self.target])
-        self._say(f"Task: {task} ({reason}).")
-        with _about(source):
-            ids = preprocessing.id_columns(frame, [c for c in features if c not in o["drop"]], o["keep"])
-            labels = frame[self.target] if task == "classification" else None
-            train_rows, validation_rows = preprocessing.split_rows(len(frame), o["val_split"], o["seed"], labels)
-        training, validation = frame.iloc[train_rows], frame.iloc[validation_rows]
-        with _about(source):
-            with warnings.catch_warnings():  # the pass over all rows below reports each column's odd cells once
-                warnings.simplefilter("ignore", preprocessing.PreprocessingWarning)
-                preprocessor = preprocessing.TabularPreprocessor().fit(
-                    training, features, drop=o["drop"], keep=o["keep"], ids=ids)
-            x_all = preprocessor.transform(frame, warn_truncated=False)
-            encoder = preprocessing.TargetEncoder(task, name=self.target).fit(training[self.target])
-            y_train = encoder.transform(training[self.target])
-            x_train = x_all[train_rows]
-            held_out = (x_all[validation_rows], encoder.transform(validation[self.target])) if len(validation) else None
-            train_weights = self._training_weights(weights, train_rows, y_train, encoder)
-        self._describe_preprocessing(preprocessor, encoder, x_train.shape[1])
-        split = "stratified by class, " if task == "classification" else ""
-        self._say(f"Split: {len(training):,} training rows, {len(validation):,} validation rows "
-                  f"({split}seed {o['seed']}).")
-
+        p = self._prepare(data, sample_weight, split=True)
+        preprocessor, encoder, task, source = p.preprocessor, p.target_encoder, p.task, p.source
+        training, x_train, y_train, held_out, train_weights = p.training, p.x_train, p.y_train, p.held_out, p.weights
+        validation_rows = 0 if held_out is None else len(held_out[1])
         model = build_network(preprocessor, encoder, o["hidden"], o["activation"], o["init"], o["seed"], backend)
         model.compile(optimizer=type(optimizers.get(o["optimizer"]))(learning_rate=o["lr"]), loss=encoder.loss,
                       metrics=["accuracy"] if task == "classification" else ["mae", "rmse", "r2"])
@@ -185,7 +144,7 @@ class TabularModel:
                           f"val_loss ({stopper.best:.4f}).")
         self.model, self.preprocessor, self.target_encoder = model, preprocessor, encoder
         self.history = {name: list(values) for name, values in history.history.items()}
-        self.feature_names_in_ = list(features)
+        self.feature_names_in_ = list(p.features)
         self.scores_ = {"train": _evaluation.in_target_units(model.evaluate(x_train, y_train), encoder)}
         if held_out is not None:
             self.scores_["validation"] = _evaluation.in_target_units(model.evaluate(*held_out), encoder)
@@ -194,9 +153,71 @@ class TabularModel:
                   f"samples/s on {model.backend.describe()}.")
         self.trained_on = {
             "data": None if source.path is None else os.path.basename(str(source.path)), "sha256": source.digest,
-            "training_rows": len(training), "validation_rows": len(validation), "epochs": epochs_run,
+            "training_rows": len(training), "validation_rows": validation_rows, "epochs": epochs_run,
             "best_epoch": best_epoch, "seed": o["seed"]}
         return self
+
+    def prepare(self, data, sample_weight=None):
+        """Learn the preprocessing and the target's encoding from every row of ``data`` (no split,
+        no training) and return (x, y): the arrays ``fit`` would train on, rows in their order."""
+        p = self._prepare(data, sample_weight, split=False)
+        self.preprocessor, self.target_encoder, self.feature_names_in_ = p.preprocessor, p.target_encoder, p.features
+        return p.x_train, p.y_train
+
+    def _prepare(self, data, sample_weight, split):
+        """Read, choose the task, split (or not), learn the preprocessing: the arrays to train on."""
+        o = self.options
+        source = read_source(data)
+        frame = source.frame
+        with _about(source):
+            self._require_column(frame, self.target, "Target column")
+            weight_column = sample_weight if isinstance(sample_weight, str) else None
+            features = self._features(frame, weight_column)
+            weights = self._row_weights(frame, sample_weight, weight_column)
+            present = frame[self.target].notna().to_numpy()
+            if not present.any():
+                raise ValueError(f"The target column {self.target!r} is empty in every row.")
+            skipped = int((~present).sum())
+            frame = frame[present]
+            weights = None if weights is None else weights[present]
+        notes = f" ({'; '.join(source.notes)})" if source.notes else ""
+        self._say(f"Data: {source.shown or 'a data frame'}: {len(frame) + skipped:,} rows, "
+                  f"{len(source.frame.columns):,} columns{notes}.")
+        if skipped:
+            self._say(f"Skipped {skipped:,} row(s) with no value in the target column {self.target!r}.")
+
+        with _about(source):
+            task, reason = self._task(frame[self.target])
+            if task == "classification":
+                preprocessing.check_classification_target(frame[self.target])
+        self._say(f"Task: {task} ({reason}).")
+        with _about(source):
+            ids = preprocessing.id_columns(frame, [c for c in features if c not in o["drop"]], o["keep"])
+            if split:
+                labels = frame[self.target] if task == "classification" else None
+                train_rows, validation_rows = preprocessing.split_rows(len(frame), o["val_split"], o["seed"], labels)
+            else:
+                train_rows, validation_rows = numpy.arange(len(frame)), numpy.empty(0, dtype=numpy.int64)
+        training, validation = frame.iloc[train_rows], frame.iloc[validation_rows]
+        with _about(source):
+            with warnings.catch_warnings():  # the pass over all rows below reports each column's odd cells once
+                warnings.simplefilter("ignore", preprocessing.PreprocessingWarning)
+                preprocessor = preprocessing.TabularPreprocessor().fit(
+                    training, features, drop=o["drop"], keep=o["keep"], ids=ids)
+            x_all = preprocessor.transform(frame, warn_truncated=False)
+            encoder = preprocessing.TargetEncoder(task, name=self.target).fit(training[self.target])
+            y_train = encoder.transform(training[self.target])
+            x_train = x_all[train_rows]
+            held_out = (x_all[validation_rows], encoder.transform(validation[self.target])) if len(validation) else None
+            train_weights = self._training_weights(weights, train_rows, y_train, encoder)
+        self._describe_preprocessing(preprocessor, encoder, x_train.shape[1])
+        if split:
+            stratified = "stratified by class, " if task == "classification" else ""
+            self._say(f"Split: {len(training):,} training rows, {len(validation):,} validation rows "
+                      f"({stratified}seed {o['seed']}).")
+        return _Prepared(source=source, features=features, task=task, preprocessor=preprocessor,
+                         target_encoder=encoder, training=training, x_train=x_train, y_train=y_train,
+                         held_out=held_out, weights=train_weights)
 
     @staticmethod
     def _require_column(frame, column, what):
@@ -452,6 +473,13 @@ def load(path, backend=None):
     loaded.scores_ = extra.get("scores")
     loaded.trained_on = dict(stored.get("trained_on") or {})
     return loaded
+
+
+class _Prepared:
+    """What ``_prepare`` learned and made, by name."""
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
 
 
 @contextlib.contextmanager
