@@ -126,7 +126,7 @@ def train(data_file, target, dataset, task, drop, keep, hidden, activation, init
         with _in_cli_words(), report.warnings_as_messages():
             pipeline.fit(path, sample_weight=sample_weight)
     except xpann.errors.TrainingDivergedError as error:
-        raise click.ClickException(f"{error} No model was saved.") from None
+        raise click.ClickException(str(error).replace("Nothing was kept.", "No model was saved.")) from None
     _final_table(pipeline)
     if plot:
         _plot(pyplot, pipeline.history, pipeline.target_encoder, plot)

@@ -253,27 +253,38 @@ class ReduceLROnPlateau(_Monitor):
 
 
 class TerminateOnNaN(Callback):
-    """Stop training when an epoch's loss is NaN or infinite, and put back the weights from the
-    start of that epoch. Always on in ``fit``; the check reads the loss once per epoch."""
+    """Stop training when an epoch's loss is NaN or infinite, or its last update left a weight that
+    is, and put back the weights and the optimizer's state (slots, step count) from the start of that
+    epoch. Always on in ``fit``; the checks read the loss and one reduction of the weights once per epoch."""
 
     def on_train_begin(self, logs=None):
         self.stopped_epoch = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._snapshot = self.model.weights_snapshot()
+        optimizer = getattr(self.model, "optimizer", None)
+        self._optimizer_state = None
+        if optimizer is not None and optimizer.built:
+            scalars, slots = optimizer.get_state()
+            self._optimizer_state = (dict(scalars), {name: slot.copy() for name, slot in slots.items()})
 
     def on_epoch_end(self, epoch, logs=None):
         bad = {name: value for name, value in (logs or {}).items()
                if name in ("loss", "val_loss") and not math.isfinite(value)}
+        if not bad and not self.model.weights_finite():
+            bad = {"a weight": "is no longer finite after the epoch's last update"}
         if not bad:
             return
         self.model.restore_weights(self._snapshot)
+        if self._optimizer_state is not None:
+            self.model.optimizer.set_state(*self._optimizer_state)
         self.model.stop_training = True
         self.stopped_epoch = epoch
         name, value = next(iter(bad.items()))
+        became = value if isinstance(value, str) else f"became {value}"
         kept = f"the end of epoch {epoch}" if epoch else "the start of training"
         warnings.warn(
-            f"Epoch {epoch + 1}: {name} became {value}; training stopped and the weights from {kept} "
+            f"Epoch {epoch + 1}: {name} {became}; training stopped and the weights from {kept} "
             "were put back. Likely cause: exploding gradients. Lower the learning rate, clip the "
             "gradients (clipnorm=1.0) or use a smaller initialisation (he_normal or glorot_uniform).",
             TrainingHealthWarning, stacklevel=2,

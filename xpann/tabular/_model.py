@@ -125,12 +125,19 @@ class TabularModel:
                                 callbacks=[guard] + ([stopper] if stopper else []), verbose=o["verbose"],
                                 shuffle=True, sample_weight=train_weights)
             seconds = time.perf_counter() - start
+            scores = {"train": _evaluation.in_target_units(model.evaluate(x_train, y_train), encoder)}
+            if held_out is not None:
+                scores["validation"] = _evaluation.in_target_units(model.evaluate(*held_out), encoder)
         if guard.stopped_epoch is not None:
             self._diverged(guard.stopped_epoch, history.history, caught)
-        for text in dict.fromkeys(str(w.message) for w in caught):
-            warnings.warn(text, TrainingHealthWarning if any(issubclass(w.category, TrainingHealthWarning)
-                                                              and str(w.message) == text for w in caught)
-                          else UserWarning, stacklevel=2)
+        if not all(math.isfinite(v) for results in scores.values() for v in results.values()):
+            self._diverged(len(history.epoch) - 1, {f"{part} {name}": [v] for part, results in scores.items()
+                                                     for name, v in results.items()}, caught)
+        for text, category in dict.fromkeys((str(w.message), w.category) for w in caught):
+            if issubclass(category, RuntimeWarning):  # NumPy's floating-point notices, in words
+                text, category = f"numerical trouble in training: {text}", UserWarning
+            warnings.warn(text, category if issubclass(category, TrainingHealthWarning) else UserWarning,
+                          stacklevel=2)
 
         epochs_run = len(history.epoch)
         best_epoch = None
@@ -145,9 +152,7 @@ class TabularModel:
         self.model, self.preprocessor, self.target_encoder = model, preprocessor, encoder
         self.history = {name: list(values) for name, values in history.history.items()}
         self.feature_names_in_ = list(p.features)
-        self.scores_ = {"train": _evaluation.in_target_units(model.evaluate(x_train, y_train), encoder)}
-        if held_out is not None:
-            self.scores_["validation"] = _evaluation.in_target_units(model.evaluate(*held_out), encoder)
+        self.scores_ = scores
         samples = len(training) * epochs_run
         self._say(f"Time: {seconds:.2f} s for {_count(epochs_run, 'epoch')}, {samples / max(seconds, 1e-9):,.0f} "
                   f"samples/s on {model.backend.describe()}.")
@@ -329,11 +334,11 @@ class TabularModel:
         for text in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, TrainingHealthWarning)
                                   and "training stopped" not in str(w.message)):
             warnings.warn(text, TrainingHealthWarning, stacklevel=3)
-        values = ", ".join(f"{name} {logs[name][-1]}" for name in ("loss", "val_loss")
-                           if name in logs and not math.isfinite(logs[name][-1]))
+        values = ", ".join(f"{name} {values[-1]}" for name, values in logs.items()
+                           if values and not math.isfinite(values[-1]))
         o = self.options
         raise TrainingDivergedError(
-            f"Training failed in epoch {epoch + 1} ({values or 'loss not finite'}): the weights blew up. Try a "
+            f"Training failed in epoch {epoch + 1} ({values or 'a weight became infinite or NaN'}): the weights blew up. Try a "
             f"smaller {self._option('lr')} (now {o['lr']:g}), another {self._option('optimizer')} or "
             f"{self._option('init')}. Nothing was kept.")
 
