@@ -466,6 +466,12 @@ class Sequential:
         self._parameters.data[...] = data
         self._plan.state.data[...] = state
 
+    def weights_finite(self):
+        """True when every tensor (trainable and state) is finite: one reduction, one host read."""
+        self._require_built("weights_finite")
+        xp = self._backend.xp
+        return bool(xp.isfinite(self._parameters.data).all()) and bool(xp.isfinite(self._plan.state.data).all())
+
     @property
     def parameters(self):
         """The flat parameter buffer (data, grad, segments), for optimizers and diagnostics."""
