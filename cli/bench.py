@@ -12,7 +12,6 @@ import click
 
 from xpann import benchmarking, optimizers
 from xpann.backend import backend_status
-from xpann.io import atomic_write
 
 from . import data, report
 
@@ -85,7 +84,7 @@ def bench(backends, batch_sizes, hidden, features, classes, optimizer, dtype, st
           json_path):
     """Training throughput of an MLP per batch size on each backend, with the GPU/CPU crossover."""
     if json_path:
-        data.check_writable(json_path, "JSON results")
+        data.check_output(json_path, {}, "JSON results", option="--json")
     names = _backend_names(backends)
     batch_sizes = sorted(set(_positive_ints(batch_sizes, "--batch-sizes")))
     hidden = _positive_ints(hidden, "--hidden")
@@ -96,6 +95,9 @@ def bench(backends, batch_sizes, hidden, features, classes, optimizer, dtype, st
     status = backend_status()
     usable = [name for name in names if status[name] is None]
     unavailable = {name: status[name] for name in names if status[name] is not None}
+    if not usable:
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in unavailable.items())
+        raise click.ClickException(f"Nothing to measure: no backend asked for is available ({reasons}).")
 
     largest = batch_sizes[-1]
     pool = max(classes, min(largest * steps, max(largest, POOL_VALUES // features)))  # every class drawn
@@ -173,7 +175,7 @@ def bench(backends, batch_sizes, hidden, features, classes, optimizer, dtype, st
             "speedup_gpu_over_cpu": {str(batch): value for batch, value in speedup.items()},
             "crossover_batch_size": crossover,
         }
-        with atomic_write(json_path, text=True) as handle:
+        with data.output_stream(json_path) as handle:
             json.dump(document, handle, indent=1)
             handle.write("\n")
         click.echo(f"Wrote {json_path}")

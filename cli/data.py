@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import stat
 import sys
 import zipfile
 
@@ -100,9 +101,10 @@ def is_model_file(path):
 
 
 def check_output(path, inputs, what, option="--out"):
-    """ValueError unless ``path`` may receive the ``what`` ("model" or "predictions"): writable,
-    not one of the ``inputs`` ({description: path}); a model goes to a new .npz file or over an
-    xpann model, predictions never over a model."""
+    """ValueError unless ``path`` may receive the ``what`` ("model", "predictions", or JSON
+    "records"/"JSON results"): writable, not one of the ``inputs`` ({description: path}); a model
+    goes to a new .npz file or over an xpann model, JSON to a new file or over a .json file,
+    predictions never over a model."""
     check_writable(path, what)
     path = os.fspath(path)
     for description, source in inputs.items():
@@ -119,7 +121,23 @@ def check_output(path, inputs, what, option="--out"):
                              "Give a new file name, or remove the file first.")
     elif os.path.exists(path) and is_model_file(path):
         raise ValueError(f"{option} {path} is an xpann model file; refusing to overwrite it with the {what}. "
-                         "Give a .csv file name.")
+                         f"Give a {'.json' if 'JSON' in what or what == 'records' else '.csv'} file name.")
+    elif ("JSON" in what or what == "records") and os.path.isfile(path) and not path.lower().endswith(".json"):
+        raise ValueError(f"{option} {path} already exists and is not a .json file; refusing to overwrite it with "
+                         f"the {what}. Give a new file name, or remove the file first.")
+
+
+@contextlib.contextmanager
+def output_stream(path):
+    """A text stream to ``path``: a file is replaced atomically; a device or pipe that exists
+    (/dev/stdout, a named pipe) is written as it is, never replaced by a file."""
+    path = os.fspath(path)
+    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        with open(path, "w", encoding="utf-8", newline="") as stream:
+            yield stream
+        return
+    with atomic_write(path, text=True) as stream:
+        yield stream
 
 
 def quiet_stdout():
@@ -128,6 +146,47 @@ def quiet_stdout():
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except (OSError, ValueError):
         pass
+
+
+class _OutlivingStdout:
+    """Standard output that, once its reader has gone (``xpann train | head``), drops what follows
+    instead of failing, so the command still finishes its work."""
+
+    def __init__(self, stream):
+        self._stream, self.reader_gone = stream, False
+
+    def write(self, text):
+        if not self.reader_gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self):
+        if not self.reader_gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self):
+        self.reader_gone = True
+        quiet_stdout()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def outliving_the_reader():
+    """Inside, standard output whose reader goes away stops being written, without an error."""
+    original = sys.stdout
+    sys.stdout = _OutlivingStdout(original)
+    try:
+        yield
+    finally:
+        sys.stdout = original
 
 
 def write_csv(frame, path=None):
@@ -141,7 +200,6 @@ def write_csv(frame, path=None):
             quiet_stdout()
             raise click.exceptions.Exit(0) from None
         return
-    path = os.fspath(path)
     check_writable(path, "predictions")
-    with atomic_write(path, text=True) as stream:
+    with output_stream(path) as stream:
         frame.to_csv(stream, index=False, lineterminator="\n")

@@ -128,9 +128,7 @@ def diagnose(data_file, target, dataset, depth, width, activation, init, init_sc
         raise click.UsageError("--setup chooses the set-ups of --compare; add --compare.")
     backend = xpann.backend.resolve_backend(backend)
     pyplot = options.plotting(plot) if plot else None
-    if json_path:
-        data.check_writable(json_path, "records")
-    x, y, encoder, source = _load(data_file, dataset, target)
+    x, y, encoder, source = _load(data_file, dataset, target, json_path)
     if compare:
         chosen = list(setups) or [Setup(*fields) for fields in COMPARE]
     else:
@@ -162,10 +160,12 @@ def diagnose(data_file, target, dataset, depth, width, activation, init, init_sc
 # ----- data and training ---------------------------------------------------------------------
 
 
-def _load(data_file, dataset, target):
+def _load(data_file, dataset, target, json_path):
     """(x float32, y, TargetEncoder, description): every row's features and encoded target, as
     xpann.tabular prepares them for training."""
     path, target, bundled = data.training_source(data_file, dataset, target, DEFAULT_DATASET, "xpann diagnose")
+    if json_path:
+        data.check_output(json_path, {"training data": path}, "records", option="--json")
     source = os.path.basename(str(path)) if bundled is None else f"bundled data set {bundled!r}"
     pipeline = tabular.TabularModel(target=target, verbose=0)
     with warnings.catch_warnings():

@@ -6,7 +6,7 @@ import click
 
 from xpann.diagnostics import records_to_json
 
-from . import report
+from . import data, report
 
 # ----- tables --------------------------------------------------------------------------------
 
@@ -150,5 +150,5 @@ def write_json(path, results, source, depth, width, optimizer, lr, epochs, batch
             },
         })
     text = records_to_json(document)
-    with open(path, "w", encoding="utf-8") as handle:
+    with data.output_stream(path) as handle:
         handle.write(text + "\n")

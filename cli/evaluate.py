@@ -38,7 +38,7 @@ def evaluate(model_file, data_file, dataset, target, as_json, backend):
     if pipeline.trained_on.get("sha256") == table.digest:
         rows = pipeline.trained_on.get("training_rows")
         count = f"{rows:,} " if isinstance(rows, int) else ""
-        click.echo(f"Warning: {path} is the file the model was trained on: these rows include its {count}training "
+        click.echo(f"Warning: {table.path} is the file the model was trained on: these rows include its {count}training "
                    "rows, so the metrics overstate how well it does on new data.", err=True)
     with data.about(path), report.warnings_as_messages():
         summary = pipeline.evaluation(table.frame, target=target)

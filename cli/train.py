@@ -105,6 +105,13 @@ def train(data_file, target, dataset, task, drop, keep, hidden, activation, init
     encodings or category codes, dates as days, imputation, label names) is learned on the
     training rows and saved in the model.
     """
+    with data.outliving_the_reader():  # | head must not cost the model: finish and save
+        _train(data_file, target, dataset, task, drop, keep, hidden, activation, initializer, optimizer, lr, epochs,
+               batch_size, val_split, patience, backend, seed, out, plot, sample_weight, class_weight)
+
+
+def _train(data_file, target, dataset, task, drop, keep, hidden, activation, initializer, optimizer, lr, epochs,
+           batch_size, val_split, patience, backend, seed, out, plot, sample_weight, class_weight):
     if patience is not None and val_split == 0:
         raise click.BadParameter("--patience watches the validation loss; give --val-split > 0.",
                                  param_hint="'--patience'")

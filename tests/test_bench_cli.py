@@ -69,13 +69,14 @@ def test_a_batch_smaller_than_the_class_count_runs():
     assert "\n    8 " in output
 
 
-def test_an_unavailable_backend_alone_still_exits_zero():
+def test_nothing_to_measure_is_an_error_naming_why():
     reason = backend_status()["cupy"]
     if reason is None:
         pytest.skip("cupy works here; this test is for machines without a GPU")
-    output = run(*TINY, "--backends", "cupy")
-    assert "cupy: unavailable" in output
-    assert "Crossover: needs both backends" in output
+    result = CliRunner().invoke(cli, ["bench", *TINY, "--backends", "cupy"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines == [f"Error: Nothing to measure: no backend asked for is available (cupy: {reason})."]
 
 
 @pytest.mark.parametrize("arguments, message", [

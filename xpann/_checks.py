@@ -1,6 +1,7 @@
 """Argument checks shared by the numeric classes: each raises ValueError saying what is allowed."""
 
 import math
+import numbers
 
 
 def _number(name, value):
@@ -44,7 +45,7 @@ def fraction(name, value, high_inclusive=False):
 
 
 def positive_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer() \
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value).is_integer() \
             or value < minimum:
         raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}.")
     return int(value)

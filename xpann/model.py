@@ -47,8 +47,16 @@ class Sequential:
         self._plan = None
         self._fuse = True
         self.layers = []
-        for layer in layers or []:
-            self.add(layer)
+        try:  # a failed construction leaves its layers free for another model
+            for layer in layers or []:
+                self.add(layer)
+            self._init_state(seed, dtype, name, backend, input_dim)
+        except Exception:
+            for layer in self.layers:
+                layer.model = None
+            raise
+
+    def _init_state(self, seed, dtype, name, backend, input_dim):
         self.seed = seed
         self.dtype = str(dtype)
         self.name = name or "sequential"

@@ -209,6 +209,9 @@ class TargetEncoder:
             encoder = cls(config["task"], name=str(config.get("name", "target")))
             if encoder.task == "classification":
                 encoder.classes = [_scalar(label) for label in config["classes"]]
+                keys = [_label_key(label) for label in encoder.classes]
+                if len(encoder.classes) < 2 or len(set(keys)) != len(keys):
+                    raise ValueError(f"the classes must be two or more different labels, got {encoder.classes!r}")
             else:
                 encoder.mean, encoder.scale = float(config["mean"]), float(config["scale"])
                 if not (math.isfinite(encoder.mean) and math.isfinite(encoder.scale) and encoder.scale > 0):
