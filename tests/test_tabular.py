@@ -62,6 +62,16 @@ def test_a_frame_a_path_and_the_cli_give_the_same_model(tmp_path):
     numpy.testing.assert_allclose(written["prediction"].to_numpy(), predicted.to_numpy(), rtol=1e-12)
 
 
+def test_a_parquet_file_gives_the_model_its_frame_gives(tmp_path):
+    pytest.importorskip("pyarrow")
+    frame = houses()
+    frame.to_parquet(tmp_path / "houses.parquet")
+    options = dict(target="price", hidden=(8,), epochs=2, seed=1, verbose=0)
+    from_file = TabularModel(**options).fit(tmp_path / "houses.parquet")
+    assert_same_weights(from_file.model, TabularModel(**options).fit(frame).model)
+    pandas.testing.assert_series_equal(from_file.predict(tmp_path / "houses.parquet"), from_file.predict(frame))
+
+
 def test_regression_predictions_come_back_in_the_target_units():
     frame = houses(300)
     model = TabularModel(target="price", epochs=60, hidden=(32,), val_split=0, verbose=0).fit(frame)
