@@ -11,6 +11,7 @@ from . import data
 from .bench import bench
 from .diagnose import diagnose
 from .evaluate import evaluate
+from .export import export
 from .info import info
 from .predict import predict
 from .train import train
@@ -55,6 +56,7 @@ cli.add_command(evaluate)
 cli.add_command(predict)
 cli.add_command(diagnose)
 cli.add_command(bench)
+cli.add_command(export)
 
 
 def main():

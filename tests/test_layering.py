@@ -19,6 +19,7 @@ NUMPY_ALLOWED = {
     "xpann/preprocessing/": "scaling/encoding is learned from host data frames before any upload",
     "xpann/tabular/": "tables, weights of rows, decoded labels and scores live on the host as numpy arrays",
     "xpann/sklearn.py": "scikit-learn's estimators take and return host numpy arrays by contract",
+    "xpann/onnx_export.py": "ONNX graphs hold the weights as initialisers made from host numpy arrays",
 }
 
 # Floors from the bottom; a module may import its own floor and the ones below.
@@ -124,7 +125,7 @@ def floor_of(name):
         return None
     if len(parts) == 1:
         return TABULAR  # the package itself gathers every floor
-    if parts[1] == "tabular":
+    if parts[1] in ("tabular", "onnx_export"):
         return TABULAR
     if parts[1] == "sklearn":
         return FACE

@@ -25,6 +25,15 @@ from .backend import (
 )
 from .model import Sequential, load_model
 
+
+def export_onnx(model, path, opset=None):
+    """Write ``model`` (a Sequential, a TabularModel or a fitted xpann.sklearn estimator) to the ONNX
+    file ``path`` (needs the onnx extra); see ``xpann.onnx_export``."""
+    from .onnx_export import export_onnx as export
+
+    return export(model, path, opset=opset)
+
+
 __all__ = [
     "BackendUnavailableError",
     "Sequential",
@@ -34,6 +43,7 @@ __all__ = [
     "callbacks",
     "datasets",
     "diagnostics",
+    "export_onnx",
     "get_backend",
     "initializers",
     "layers",
