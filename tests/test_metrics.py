@@ -3,6 +3,8 @@
 import numpy
 import pytest
 
+import xpann
+
 import reference
 from xpann import losses, metrics
 
@@ -93,4 +95,53 @@ def test_empty_and_reset(backend):
     constant.update(backend, backend.asarray(numpy.ones((3, 1))), backend.asarray(numpy.zeros((3, 1))))
     assert numpy.isnan(constant.result())
     with pytest.raises(ValueError, match="valid names are"):
-        metrics.get("f1", None)
+        metrics.get("f2_score", None)
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+@pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy", "categorical_crossentropy"])
+def test_precision_recall_f1_and_auc_equal_scikit_learns(classes, loss):
+    metrics_module = pytest.importorskip("sklearn.metrics")
+    rng = numpy.random.default_rng(classes)
+    x = rng.normal(size=(500, 5)).astype("float32")
+    y = numpy.digitize(x[:, 0] + rng.normal(size=500), [0.3] if classes == 2 else [-0.5, 0.7]).astype("int64")
+    target = y if loss.startswith("sparse") else numpy.eye(classes, dtype="float32")[y]
+    names = ["precision", "recall", "f1", "macro_precision", "macro_recall", "macro_f1", "auc"]
+    model = xpann.Sequential([xpann.layers.Dense(8, activation="relu"), xpann.layers.Dense(classes, activation="softmax")],
+                             input_dim=5, seed=0)
+    model.compile("adam", loss, metrics=names)
+    model.fit(x, target, epochs=2, verbose=0)
+    results = model.evaluate(x, target)  # in batches: the sums cross batch boundaries
+    p = model.predict(x)
+    predicted = p.argmax(axis=1)
+    assert 0 < (predicted == y).mean() < 1  # imperfect, so the scores can tell right from wrong
+    average = "binary" if classes == 2 else "macro"
+    expected = {
+        "precision": metrics_module.precision_score(y, predicted, average=average, zero_division=0),
+        "recall": metrics_module.recall_score(y, predicted, average=average, zero_division=0),
+        "f1": metrics_module.f1_score(y, predicted, average=average, zero_division=0),
+        "macro_precision": metrics_module.precision_score(y, predicted, average="macro", zero_division=0),
+        "macro_recall": metrics_module.recall_score(y, predicted, average="macro", zero_division=0),
+        "macro_f1": metrics_module.f1_score(y, predicted, average="macro", zero_division=0),
+        "auc": metrics_module.roc_auc_score(y, p[:, 1]) if classes == 2 else
+        metrics_module.roc_auc_score(y, p, multi_class="ovr"),
+    }
+    for name in names:
+        assert results[name] == pytest.approx(expected[name], abs=1e-12), name
+
+
+def test_binary_metrics_from_one_sigmoid_output_and_ties_in_auc():
+    metrics_module = pytest.importorskip("sklearn.metrics")
+    y = numpy.array([0, 0, 1, 1, 1, 0, 1, 0], dtype="float32")
+    scores = numpy.array([0.2, 0.7, 0.7, 0.9, 0.4, 0.1, 0.7, 0.6], dtype="float32")
+    backend = xpann.backend.host_backend()
+    for name, reference in (("auc", metrics_module.roc_auc_score(y, scores)),
+                            ("precision", metrics_module.precision_score(y, scores > 0.5)),
+                            ("recall", metrics_module.recall_score(y, scores > 0.5)),
+                            ("f1", metrics_module.f1_score(y, scores > 0.5))):
+        metric = xpann.metrics.get(name, xpann.losses.get("binary_crossentropy"))
+        metric.update(backend, y[:5, None], scores[:5, None])
+        metric.update(backend, y[5:, None], scores[5:, None])
+        assert metric.result() == pytest.approx(reference, abs=1e-12), name
+    with pytest.raises(ValueError, match="precision needs a classification loss"):
+        xpann.metrics.get("precision", xpann.losses.get("mse"))

@@ -23,8 +23,8 @@ class Metric:
         self._backend = None
 
     def update(self, backend, y_true, y_pred):
+        self._backend = backend  # batch_sums may use its xp
         batch = self.batch_sums(y_true, y_pred)
-        self._backend = backend
         self._count += self.batch_count(y_true)
         if self._sums is None:
             self._sums = list(batch)
@@ -179,6 +179,154 @@ class R2Score(Metric):
         return sum(scores) / len(scores)
 
 
+def _predicted_and_true(metric, y_true, y_pred):
+    """(predicted class, true class) as int64 vectors and the number of classes, for a sparse,
+    one-hot or binary (one sigmoid output) target."""
+    if metric.kind == "binary":
+        predicted = (y_pred > metric.threshold).reshape(-1).astype("int64")
+        return predicted, (y_true > 0.5).reshape(-1).astype("int64"), 2
+    truth = y_true.argmax(axis=-1) if metric.kind == "categorical" else y_true.reshape(-1)
+    return y_pred.argmax(axis=-1), truth.astype("int64"), y_pred.shape[-1]
+
+
+class _ClassCounts(Metric):
+    """Per-class true positives TP, predicted P and actual A counts, summed over batches; with two
+    classes the score of class 1 (``average="binary"``), else the mean over the classes that occur
+    in the targets or the predictions (``"macro"``), as scikit-learn. A class never predicted
+    scores 0 (scikit-learn's zero_division)."""
+
+    average = "binary"
+
+    def __init__(self, kind="sparse", threshold=0.5):
+        self.kind, self.threshold = kind, threshold
+        super().__init__()
+
+    def batch_count(self, y_true):
+        return y_true.shape[0]
+
+    def batch_sums(self, y_true, y_pred):
+        xp = self._backend.xp
+        predicted, truth, classes = _predicted_and_true(self, y_true, y_pred)
+        labels = xp.arange(classes)
+        hit_predicted, hit_true = predicted[:, None] == labels, truth[:, None] == labels
+        return ((hit_predicted & hit_true).sum(axis=0, dtype="float64"), hit_predicted.sum(axis=0, dtype="float64"),
+                hit_true.sum(axis=0, dtype="float64"))
+
+    def combine(self, sums, count):
+        tp, predicted, actual = ([v] if not isinstance(v, list) else v for v in sums)
+        scores = [self.score(t, p, a) for t, p, a in zip(tp, predicted, actual)]
+        if self.average == "binary" and len(scores) == 2:
+            return scores[1]
+        present = [score for score, p, a in zip(scores, predicted, actual) if p + a > 0]
+        return sum(present) / len(present) if present else float("nan")
+
+
+class Precision(_ClassCounts):
+    """TP / P."""
+
+    name = "precision"
+
+    @staticmethod
+    def score(tp, predicted, actual):
+        return tp / predicted if predicted else 0.0
+
+
+class Recall(_ClassCounts):
+    """TP / A."""
+
+    name = "recall"
+
+    @staticmethod
+    def score(tp, predicted, actual):
+        return tp / actual if actual else 0.0
+
+
+class F1Score(_ClassCounts):
+    """2 TP / (P + A), the harmonic mean of precision and recall."""
+
+    name = "f1"
+
+    @staticmethod
+    def score(tp, predicted, actual):
+        return 2 * tp / (predicted + actual) if predicted + actual else 0.0
+
+
+class MacroPrecision(Precision):
+    name, average = "macro_precision", "macro"
+
+
+class MacroRecall(Recall):
+    name, average = "macro_recall", "macro"
+
+
+class MacroF1Score(F1Score):
+    name, average = "macro_f1", "macro"
+
+
+class AUC(Metric):
+    """Area under the ROC curve, exact: (sum of the positives' ranks - P (P + 1) / 2) / (P N), ties
+    sharing their mean rank (Mann-Whitney). Two classes: the score of class 1; more: the mean of
+    each class against the rest (scikit-learn's roc_auc_score with multi_class="ovr", macro). The
+    epoch's scores are kept on the device and ranked once, at ``result``."""
+
+    name = "auc"
+
+    def __init__(self, kind="sparse", threshold=0.5):
+        self.kind, self.threshold = kind, threshold
+        super().__init__()
+
+    def reset(self):
+        super().reset()
+        self._scores, self._truth = [], []
+
+    def update(self, backend, y_true, y_pred):
+        self._backend = backend
+        if self.kind == "binary":
+            self._scores.append(y_pred.reshape(-1, 1).astype("float64"))
+            self._truth.append((y_true > 0.5).reshape(-1).astype("int64"))
+        else:
+            self._scores.append(y_pred.astype("float64"))
+            truth = y_true.argmax(axis=-1) if self.kind == "categorical" else y_true.reshape(-1)
+            self._truth.append(truth.astype("int64"))
+        self._count += y_true.shape[0]
+
+    def reduce(self, world, backend):
+        raise ValueError("The auc metric is not available in data-parallel training yet (it ranks every score of "
+                         "the epoch); use accuracy, precision, recall or f1 there.")
+
+    def result(self):
+        if not self._scores:
+            return float("nan")
+        xp = self._backend.xp
+        scores, truth = xp.concatenate(self._scores), xp.concatenate(self._truth)
+        if scores.shape[1] == 1 or scores.shape[1] == 2:
+            column = scores[:, -1]
+            return _rank_auc(xp, column, truth == 1)
+        values = [_rank_auc(xp, scores[:, c], truth == c) for c in range(scores.shape[1])]
+        values = [v for v in values if v == v]
+        return sum(values) / len(values) if values else float("nan")
+
+
+def _rank_auc(xp, scores, positive):
+    """ROC AUC of ``scores`` for the boolean ``positive`` by mean ranks; NaN with one kind only."""
+    positives = int(positive.sum())
+    negatives = positive.shape[0] - positives
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    order = xp.argsort(scores, kind="stable")
+    ranked = scores[order]
+    starts_group = xp.concatenate([xp.ones(1, dtype=bool), ranked[1:] != ranked[:-1]])
+    group = xp.cumsum(starts_group) - 1
+    sizes = xp.bincount(group)
+    ends = xp.cumsum(sizes)
+    mean_rank = (ends - sizes + 1 + ends) / 2.0  # 1-based positions ends - size + 1 .. ends
+    rank_sum = float((mean_rank[group] * positive[order]).sum())
+    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+
+
+CLASS_METRICS = {cls.name: cls for cls in (Precision, Recall, F1Score, MacroPrecision, MacroRecall, MacroF1Score,
+                                           AUC)}
+
 METRICS = Registry(
     "metric",
     {
@@ -196,8 +344,25 @@ METRICS = Registry(
 )
 
 
+def _target_kind(loss, name):
+    """("sparse" | "categorical" | "binary", the decision threshold) for a classification loss."""
+    if isinstance(loss, losses.SparseCategoricalCrossentropy):
+        return "sparse", 0.5
+    if isinstance(loss, losses.CategoricalCrossentropy):
+        return "categorical", 0.5
+    if isinstance(loss, losses.BinaryCrossentropy):
+        return "binary", 0.0 if loss.from_logits else 0.5
+    raise ValueError(f"{name} needs a classification loss (binary, categorical or sparse categorical "
+                     f"crossentropy), not {getattr(loss, 'name', loss)}; for regression use mae, mse, rmse or r2.")
+
+
 def get(identifier, loss):
-    """A Metric from a name or an instance; "accuracy" follows the loss's kind of target."""
+    """A Metric from a name or an instance; "accuracy", precision, recall, f1 and auc follow the
+    loss's kind of target."""
+    if isinstance(identifier, str) and identifier.strip().lower() in CLASS_METRICS:
+        name = identifier.strip().lower()
+        kind, threshold = _target_kind(loss, name)
+        return CLASS_METRICS[name](kind=kind, threshold=threshold)
     if isinstance(identifier, str) and identifier.strip().lower() in ("accuracy", "acc"):
         if isinstance(loss, losses.SparseCategoricalCrossentropy):
             return SparseCategoricalAccuracy()
