@@ -2,6 +2,7 @@
 
 pandas is imported only inside the functions that need it."""
 
+import functools
 import math
 import re
 
@@ -44,8 +45,32 @@ def _category(value):
     return _text(value)
 
 
+_TRUE_FALSE = None
+
+
+def _true_false_spellings():
+    """Every spelling of true and false in any case ("TRUE", "fAlSe", ...)."""
+    global _TRUE_FALSE
+    if _TRUE_FALSE is None:
+        import itertools
+
+        _TRUE_FALSE = ["".join(letters) for word in ("true", "false")
+                       for letters in itertools.product(*((c, c.upper()) for c in word))]
+    return _TRUE_FALSE
+
+
 def _as_text(series):
     """A Series of category keys; missing values stay missing."""
+    import pandas
+    from pandas.api import types
+
+    if types.is_object_dtype(series.dtype) and types.infer_dtype(series, skipna=True) == "string":
+        # Text (and missing cells): the keys are the cells, but true/false in any case.
+        spelled = series.isin(_true_false_spellings()).to_numpy()
+        keys = series.to_numpy(dtype=object, copy=True)
+        if spelled.any():
+            keys[spelled] = [value.lower().capitalize() for value in keys[spelled]]
+        return pandas.Series(keys, index=series.index, name=series.name, dtype=object)
     return series.map(_category, na_action="ignore")
 
 
@@ -62,9 +87,15 @@ def _label_key(value):
     """The key that matches class labels: "1", "1.0" and 1 agree; other text is compared as written
     (without surrounding spaces)."""
     if isinstance(value, str):
-        number = _number_in(value)
-        return value.strip() if number is None else _text(number)
+        return _text_label_key(str(value))
     return _text(value)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _text_label_key(value):
+    """``_label_key`` of a str (labels repeat: each distinct one is worked out once)."""
+    number = _number_in(value)
+    return value.strip() if number is None else _text(number)
 
 
 def _sort_key(label):
@@ -102,8 +133,103 @@ def _is_bool(series):
 def _present_text(series):
     """(mask of the filled cells, their text without surrounding spaces)."""
     present = series.notna().to_numpy()
-    text = series[present].map(str).str.strip()
-    return present, text
+    text = series[present]
+    if _all_text(text):
+        text = text.astype(str)  # the same cells as map(str), without a Python call per cell
+    else:
+        text = text.map(str)
+    return present, text.str.strip()
+
+
+def _all_text(series):
+    """True when every value of ``series`` is a str (a text column without missing cells)."""
+    from pandas.api import types
+
+    if types.is_string_dtype(series.dtype) and not types.is_object_dtype(series.dtype):
+        return not series.isna().any()
+    return types.is_object_dtype(series.dtype) and types.infer_dtype(series, skipna=False) == "string"
+
+
+# Cells that pandas.to_numeric might read as a number (a superset: anything else is surely NaN):
+# digits with a sign, point and exponent, the infinity words, and (to be safe) a NUL character.
+_MAYBE_NUMBER = (r"(?:[\s\x0b]*[+-]?[0-9.]*([eE][+-]?[0-9]*)?[\s\x0b]*"
+                 r"|(?i:[\s\x0b]*[+-]?inf(inity)?[\s\x0b]*)|(?s:.*\x00.*))")
+# Plain decimals of at most 15 digits: pandas reads them exactly (one correctly rounded division),
+# as pyarrow's correctly rounded parser does.
+_PLAIN_DECIMAL = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)"
+_PLAIN_DIGITS = 15
+_LONG_INTEGER = 19  # digits from which pandas may read an integer as uint64 (or not at all): the reference path
+
+
+def _to_numeric(text):
+    """``pandas.to_numeric(text, errors="coerce").astype(float64)`` as a NumPy array, for a Series
+    of stripped text (no missing cells): the same values, cell for cell, computed without
+    pandas' per-cell parse for the cells that are plain decimals (parsed by pyarrow) or surely
+    not numbers (no parse at all)."""
+    import pandas
+
+    def reference():
+        return numpy.array(pandas.to_numeric(text, errors="coerce").astype(numpy.float64), dtype=numpy.float64)
+
+    if len(text) == 0:
+        return reference()
+    try:
+        import pyarrow
+        import pyarrow.compute
+    except ImportError:  # pragma: no cover - pyarrow is a dependency of pandas 3 here
+        return reference()
+    plain = numpy.array(text.str.fullmatch(_PLAIN_DECIMAL), dtype=bool)
+    if plain.any():
+        plain &= text.str.count("[0-9]").to_numpy() <= _PLAIN_DIGITS
+    maybe = ~plain
+    if maybe.any():
+        maybe[maybe] = text[maybe].str.fullmatch(_MAYBE_NUMBER).to_numpy(dtype=bool)
+    other = ~plain & ~maybe
+    if maybe.any() and (text[maybe].str.count("[0-9]").to_numpy() >= _LONG_INTEGER).any():
+        return reference()
+    values = numpy.full(len(text), numpy.nan)
+    # pandas reads a column of whole numbers only (no point, exponent, failure) as integers;
+    # any other cell makes every cell a float parse (a difference only for -0).
+    floats = bool(other.any())
+    if plain.any():
+        cells = text[plain]
+        try:
+            parsed = pyarrow.compute.cast(pyarrow.array(cells.to_numpy(dtype=object), type=pyarrow.string()),
+                                          pyarrow.float64())
+        except (pyarrow.ArrowInvalid, pyarrow.ArrowTypeError, ValueError, TypeError):
+            return reference()
+        values[plain] = parsed.to_numpy(zero_copy_only=False)
+        floats = floats or bool(cells.str.contains(".", regex=False).any())
+    if maybe.any():
+        cells = text[maybe].to_numpy(dtype=object)
+        if floats:
+            cells = numpy.append(cells, "x")  # a cell that is not a number: the float parse, as for the column
+        numbers = pandas.to_numeric(pandas.Series(cells, dtype=object), errors="coerce")
+        if numbers.dtype.kind not in "iuf":
+            return reference()
+        floats = floats or numbers.dtype.kind == "f"
+        values[maybe] = numbers.to_numpy(dtype=numpy.float64)[:int(maybe.sum())]
+    if not floats and plain.any():
+        values[plain] += 0.0  # whole numbers read as integers: -0 is 0
+    return values
+
+
+def _repeated_text(series, least=1000):
+    """(codes, the distinct texts as a Series) for a text column of at least ``least`` cells that
+    repeats its values (fewer distinct than half the cells; code -1 for missing), else None. The
+    same distinct values give pandas.to_numeric the same column-wide choice (integers or floats)."""
+    import pandas
+    from pandas.api import types
+
+    if len(series) < least or not types.is_object_dtype(series.dtype):
+        return None
+    codes, distinct = pandas.factorize(series.to_numpy(dtype=object), use_na_sentinel=True)
+    if len(distinct) * 2 >= len(series):
+        return None
+    distinct = pandas.Series(distinct, dtype=object)
+    if types.infer_dtype(distinct, skipna=False) != "string":
+        return None  # 1, 1.0 and True are one value to factorize but three texts
+    return codes, distinct
 
 
 def _parse_numbers(series):
@@ -113,22 +239,31 @@ def _parse_numbers(series):
 
     if _is_numeric(series):
         return series.to_numpy(dtype=numpy.float64, na_value=numpy.nan), numpy.zeros(len(series), dtype=bool)
+    if _is_bool(series):
+        return numpy.full(len(series), numpy.nan), series.notna().to_numpy()
+    repeated = _repeated_text(series)
+    if repeated is not None:  # each distinct text parsed once: a cell's value depends on its text alone
+        codes, distinct = repeated
+        values, bad = _parse_numbers(distinct)
+        filled = codes >= 0
+        return numpy.where(filled, values[codes], numpy.nan), filled & bad[codes]
     values = numpy.full(len(series), numpy.nan)
     bad = numpy.zeros(len(series), dtype=bool)
     present, text = _present_text(series)
-    if _is_bool(series):
-        bad[present] = True
-        return values, bad
-    numbers = pandas.to_numeric(text, errors="coerce").astype(numpy.float64)
-    failed = numbers.isna() & (text.str.lower() != "nan") & (text != "")
+    numbers = _to_numeric(text)
+    failed = numpy.isnan(numbers)
     if failed.any():
-        grouped = failed & text.str.fullmatch(_GROUPED_NUMBER.pattern)
+        cells = text[failed]
+        failed[failed] = ((cells.str.lower() != "nan") & (cells != "")).to_numpy(dtype=bool)
+    if failed.any():
+        grouped = failed.copy()
+        grouped[failed] = text[failed].str.fullmatch(_GROUPED_NUMBER.pattern).fillna(False).to_numpy(dtype=bool)
         if grouped.any():
             numbers[grouped] = pandas.to_numeric(text[grouped].str.replace(",", "", regex=False),
-                                                 errors="coerce").astype(numpy.float64)
+                                                 errors="coerce").astype(numpy.float64).to_numpy(dtype=numpy.float64)
             failed &= ~grouped
-    values[present] = numbers.to_numpy(dtype=numpy.float64)
-    bad[present] = failed.to_numpy(dtype=bool)
+    values[present] = numbers
+    bad[present] = failed
     return values, bad
 
 

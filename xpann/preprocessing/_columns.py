@@ -4,7 +4,8 @@ import re
 
 import numpy
 
-from ._cells import _as_text, _is_bool, _is_numeric, _looks_like_dates, _mostly, _parse_dates, _parse_numbers, _text, _whole
+from ._cells import (STRAY_FRACTION, _as_text, _is_bool, _is_numeric, _looks_like_dates, _mostly, _parse_dates,
+                     _parse_numbers, _text, _whole)
 
 ID_MIN_ROWS = 10
 _ID_WORDS = {"id", "ids", "idx", "index", "key", "pk", "uuid", "guid", "row", "rowid", "rownum", "rownumber",
@@ -17,14 +18,33 @@ def _kind(series):
         return "categorical", None
     if _is_numeric(series):
         return "numeric", _parse_numbers(series)
-    parsed = _parse_numbers(series)
-    if _mostly(parsed[1], series):
-        return "numeric", parsed
+    if not _too_many_strays(series):
+        parsed = _parse_numbers(series)
+        if _mostly(parsed[1], series):
+            return "numeric", parsed
     if _looks_like_dates(series):
         dated = _parse_dates(series)
         if _mostly(dated[1], series):
             return "date", dated
     return "categorical", None
+
+
+def _too_many_strays(series):
+    """True when the first filled cells alone hold more values that are not numbers than a number
+    column may (STRAY_FRACTION of all its filled cells): the column is not one, whatever the rest
+    holds, and a text column is not parsed in full. (Whether a cell is a number depends on that
+    cell alone, so this is the answer the whole column gives.)"""
+    present = series.dropna()
+    allowed = int(STRAY_FRACTION * len(present))  # more stray cells than this: not numbers
+    first = min(64, len(present))
+    if first == 0 or int(_parse_numbers(present.iloc[:first])[1].sum()) * 2 < first:
+        return False  # mostly numbers so far: parse the column
+    size = allowed + 1
+    while size < len(present):  # longer and longer beginnings, until they hold too many or are the column
+        if int(_parse_numbers(present.iloc[:size])[1].sum()) > allowed:
+            return True
+        size *= 2
+    return False
 
 
 def _id_like_name(name):
