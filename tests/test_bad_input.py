@@ -200,7 +200,7 @@ UNKNOWN = {
     "initializer": lambda: Dense(3, kernel_initializer="he_norm"),
     "loss": lambda: regressor().compile("adam", "mean_square_error"),
     "optimizer": lambda: regressor().compile("adamm", "mse"),
-    "metric": lambda: regressor().compile("adam", "mse", metrics=["precision"]),
+    "metric": lambda: regressor().compile("adam", "mse", metrics=["precision_at_k"]),
 }
 
 
