@@ -30,7 +30,7 @@ def evaluate(model_file, data_file, dataset, target, as_json, backend):
     backend = xpann.backend.resolve_backend(backend)
     pipeline = tabular.load(model_file, backend=backend)
     target = target or pipeline.target
-    table = tabular.read_table(path)
+    table = pipeline.read(path, text=[target])
     data.require_column(table.frame, target, path, what="Target column")
     if target != pipeline.target:
         click.echo(f"Warning: scoring the model's predictions of {pipeline.target!r} against the column {target!r} "

@@ -27,7 +27,7 @@ def predict(model_file, data_file, dataset, out, backend):
     if out is not None:
         data.check_output(out, {"model file": model_file, "data file": path}, "predictions")
     pipeline = tabular.load(model_file, backend=backend)
-    table = tabular.read_table(path)
+    table = pipeline.read(path)
     with data.about(path), report.warnings_as_messages():
         added = pipeline.predict_table(table.frame)
     missing = pipeline.preprocessor.missing_counts(table.frame)

@@ -16,7 +16,7 @@ from ..model import load_model
 from ..preprocessing._cells import _label_key
 from . import _evaluation, _options
 from ._network import build_network, describe_network
-from ._csv import require_column
+from ._csv import read_table, require_column
 from ._sources import read_source
 
 METADATA_VERSION = 1
@@ -172,7 +172,7 @@ class TabularModel:
     def _prepare(self, data, sample_weight, split):
         """Read, choose the task, split (or not), learn the preprocessing: the arrays to train on."""
         o = self.options
-        source = read_source(data)
+        source = read_source(data, text=[self.target])
         frame = source.frame
         with _about(source):
             self._require_column(frame, self.target, "Target column")
@@ -353,10 +353,24 @@ class TabularModel:
         with _about(source):
             return self.preprocessor.transform(source.frame)
 
+    def _read(self, data):
+        """``data`` as a Source; a file's text, category and date columns (and the target) stay text."""
+        return read_source(data, text=self._text_columns())
+
+    def _text_columns(self):
+        return [self.target] + [spec["name"] for spec in self.preprocessor.columns if spec["kind"] != "numeric"]
+
+    def read(self, path, text=()):
+        """The CSV at ``path`` as this model reads it: a CsvFile with ``frame`` (its number columns
+        typed, but the model's text columns and those named in ``text``), ``raw`` (the cells as
+        written), ``path`` and ``digest``."""
+        self._require_fitted("read")
+        return read_table(path, numbers=True, text=self._text_columns() + list(text))
+
     def transform(self, data):
         """The network inputs (float32, one row per row of ``data``) as ``predict`` computes them."""
         self._require_fitted("transform")
-        return self._inputs(read_source(data))
+        return self._inputs(self._read(data))
 
     def _index(self, source):
         import pandas
@@ -370,7 +384,7 @@ class TabularModel:
         import pandas
 
         self._require_fitted("predict")
-        source = read_source(data)
+        source = self._read(data)
         outputs = self.model.predict(self._inputs(source))
         return pandas.Series(self.target_encoder.decode(outputs), index=self._index(source), name=self.target)
 
@@ -381,7 +395,7 @@ class TabularModel:
         self._require_fitted("predict_proba")
         if self.task != "classification":
             raise ValueError("predict_proba is for classification; this model is a regression (use predict).")
-        source = read_source(data)
+        source = self._read(data)
         outputs = numpy.asarray(self.model.predict(self._inputs(source)))
         return pandas.DataFrame(outputs, index=self._index(source), columns=list(self.target_encoder.classes))
 
@@ -391,7 +405,7 @@ class TabularModel:
         import pandas
 
         self._require_fitted("predict")
-        source = read_source(data)
+        source = self._read(data)
         outputs = numpy.asarray(self.model.predict(self._inputs(source)))
         added = {"prediction": self.target_encoder.decode(outputs)}
         if self.task == "classification":
@@ -411,7 +425,7 @@ class TabularModel:
         import copy
 
         self._require_fitted("evaluate")
-        source = read_source(data)
+        source = read_source(data, text=self._text_columns() + ([] if target is None else [target]))
         target = self.target if target is None else target
         encoder = copy.copy(self.target_encoder)
         encoder.name = target  # messages name the column scored against

@@ -9,12 +9,17 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 
 class Source:
     """One table as the pipeline sees it: ``frame`` (text or typed cells, NaN where missing),
-    ``raw`` (a CSV's cells exactly as written, else the frame), ``path`` (None for a frame),
-    ``shown`` (the name used in messages), ``notes`` and ``digest`` (SHA-256 of a file)."""
+    ``raw`` (a CSV's cells exactly as written, read when first asked for; else the frame),
+    ``path`` (None for a frame), ``shown`` (the name used in messages), ``notes`` and ``digest``
+    (SHA-256 of a file)."""
 
-    def __init__(self, frame, raw=None, path=None, shown=None, notes=(), digest=None):
-        self.frame, self.raw = frame, frame if raw is None else raw
+    def __init__(self, frame, table=None, path=None, shown=None, notes=(), digest=None):
+        self.frame, self._table = frame, table
         self.path, self.shown, self.notes, self.digest = path, shown, list(notes), digest
+
+    @property
+    def raw(self):
+        return self.frame if self._table is None else self._table.raw
 
     def about(self, text):
         """``text`` prefixed with the file's name, for a message about its contents."""
@@ -37,8 +42,9 @@ def _parquet(path):
     return Source(frame, path=path, shown=path, digest=digest(path))
 
 
-def read_source(data):
-    """A Source for ``data``: a DataFrame (used as given, never modified), or a path."""
+def read_source(data, text=()):
+    """A Source for ``data``: a DataFrame (used as given, never modified), or a path. A CSV's
+    columns of numbers are read as numbers, but those named in ``text`` (see ``read_table``)."""
     import pandas
 
     if isinstance(data, pandas.DataFrame):
@@ -53,7 +59,7 @@ def read_source(data):
         path = os.fspath(data)
         if path.lower().endswith(PARQUET_SUFFIXES):
             return _parquet(path)
-        table = read_table(path)
-        return Source(table.frame, table.raw, path=path, shown=table.path, notes=table.notes, digest=table.digest)
+        table = read_table(path, numbers=True, text=text)
+        return Source(table.frame, table, path=path, shown=table.path, notes=table.notes, digest=table.digest)
     raise ValueError(f"data must be a pandas DataFrame or the path of a CSV or Parquet file, "
                      f"got {type(data).__name__}.")
