@@ -62,7 +62,7 @@ def test_the_cli_under_mpiexec_trains_and_writes_one_model(tmp_path):
     command = [str(xpann_command)] if xpann_command.exists() else [sys.executable, "-m", "xpann_cli"]
     result = mpiexec(2, *command, "train", "--dataset", "wine", "--epochs", "3", "--out", out)
     assert result.returncode == 0, result.stderr
-    assert out.exists() and not list(tmp_path.glob(".xpann-*"))
+    assert out.exists() and not list(tmp_path.glob("*.xpann-*.tmp"))
     assert result.stdout.count("Saved the model") == 1  # rank 0 alone speaks
     assert "Data-parallel: 2 ranks over MPI" in result.stdout
     model = xpann.load_model(out)

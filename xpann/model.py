@@ -536,35 +536,53 @@ def _snake_case(name):
 
 
 def load_model(path, backend=None):
-    """The model saved at ``path``, on ``backend`` (default: the one in force)."""
-    config, arrays = io.read_model_file(path)
-    try:
-        spec = config["model"]
-        model = Sequential(
-            [layers_module.deserialize(layer) for layer in spec["layers"]],
-            input_dim=spec["input_dim"], seed=spec.get("seed"), dtype=spec.get("dtype", "float32"),
-            backend=backend, name=spec.get("name"),
-        )
-        names = list(model.named_weights())
-        if config.get("tensors") is not None:
-            if list(config["tensors"]) != names:
-                raise ValueError(f"{path}: the stored tensors {config['tensors']} do not match the layers' "
-                                 f"tensors {names}.")
-            model.set_weights([arrays[f"{TENSOR_PREFIX}{name}"] for name in names])
-        else:  # the first round's numbered members
-            model.set_weights([arrays[f"weight_{i}"] for i in range(len(names))])
-        compiled = config.get("compile")
-        if compiled:
-            model.compile(optimizer=optimizers.deserialize(compiled["optimizer"]),
-                          loss=losses.deserialize(compiled["loss"]), metrics=compiled.get("metrics"))
-            slots = {key[len("optimizer_"):]: value for key, value in arrays.items() if key.startswith("optimizer_")}
-            if compiled.get("optimizer_state") or slots:
-                model.optimizer.set_state(compiled.get("optimizer_state", {}), slots)
-        random_state = config.get("random_state") or {}
-        io.set_generator_state(model._rng, random_state.get("host"))
-        io.set_generator_state(model._device_generator, random_state.get("dropout"))
-    except (KeyError, TypeError, AttributeError, IndexError) as error:
-        raise ValueError(f"{path} holds an incomplete or damaged xpann model ({type(error).__name__}: {error}).") from None
+    """The model saved at ``path``, on ``backend`` (default: the one in force). The file is checked
+    before anything is allocated: the config's sizes (``_model_file_checks``), then each stored
+    tensor's header against the shape the config builds; weights must be finite. A damaged file is
+    one ValueError naming it and the fault."""
+    from . import _model_file_checks
+
+    with io.ModelFile(path) as file:
+        config = file.config
+        try:
+            spec = config["model"]
+            input_dim = _model_file_checks.check_model_config(spec)
+            model = Sequential([layers_module.deserialize(layer) for layer in spec["layers"]], seed=spec.get("seed"),
+                               dtype=spec.get("dtype", "float32"), backend=backend, name=spec.get("name"))
+            shapes = _model_file_checks.planned_tensors(model.layers, model.layer_names(), input_dim)
+            if config.get("tensors") is not None:
+                if list(config["tensors"]) != list(shapes):
+                    raise ValueError(f"the stored tensors {config['tensors']} do not match the layers' tensors "
+                                     f"{list(shapes)}.")
+                members = [f"{TENSOR_PREFIX}{name}" for name in shapes]
+            else:  # the first round's numbered members
+                members = [f"weight_{i}" for i in range(len(shapes))]
+            weights = [file.read(member, shape) for member, shape in zip(members, shapes.values())]
+            missing = [member for member, weight in zip(members, weights) if weight is None]
+            if missing:
+                raise ValueError(f"{file.path} holds an incomplete or damaged xpann model (no member {missing[0]!r}).")
+            model.build(input_dim)
+            model.set_weights(weights)
+            compiled = config.get("compile")
+            if compiled:
+                model.compile(optimizer=optimizers.deserialize(compiled["optimizer"]),
+                              loss=losses.deserialize(compiled["loss"]), metrics=compiled.get("metrics"))
+                scalars = compiled.get("optimizer_state") or {}
+                positive_int("the optimizer's iterations", scalars.get("iterations", 0), minimum=0)
+                slots = {name: file.read(f"optimizer_{name}", slot.shape)
+                         for name, slot in model.optimizer.slots.items()}
+                slots = {name: value for name, value in slots.items() if value is not None}
+                if scalars or slots:
+                    model.optimizer.set_state(scalars, slots)
+            random_state = config.get("random_state") or {}
+            io.set_generator_state(model._rng, random_state.get("host"))
+            io.set_generator_state(model._device_generator, random_state.get("dropout"))
+        except ValueError as error:
+            message = str(error)
+            raise ValueError(message if message.startswith(file.path) else f"{file.path}: {message}") from None
+        except (KeyError, TypeError, AttributeError, IndexError, OverflowError, RecursionError) as error:
+            raise ValueError(f"{file.path} holds an incomplete or damaged xpann model "
+                             f"({type(error).__name__}: {error}).") from None
     metadata = config.get("metadata")
     model.metadata = metadata if isinstance(metadata, dict) else {}
     return model

@@ -315,6 +315,8 @@ class TabularPreprocessor:
             preprocessor = cls(one_hot_max=config.get("one_hot_max", ONE_HOT_MAX))
             columns = [dict(spec) for spec in config["columns"]]
             for spec in columns:
+                if not isinstance(spec["name"], (str, int, float)) or isinstance(spec["name"], bool):
+                    raise ValueError(f"a column name must be text or a number, got {spec['name']!r}")
                 if spec["kind"] in ("numeric", "date"):
                     spec.update(fill=float(spec["fill"]), mean=float(spec["mean"]), scale=float(spec["scale"]))
                 elif spec["kind"] == "categorical":
