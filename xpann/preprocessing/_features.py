@@ -153,9 +153,9 @@ class TabularPreprocessor:
         observed = values[~numpy.isnan(values)]
         if observed.size == 0:
             return None, "every value is missing"
-        distinct = numpy.unique(observed)
-        if distinct.size == 1:
-            shown = _text(distinct[0]) if kind == "numeric" else str(series.dropna().iloc[0]).strip()
+        low = observed.min()
+        if low == observed.max():
+            shown = _text(low) if kind == "numeric" else str(series.dropna().iloc[0]).strip()
             return None, f"constant (every value is {shown})"
         median = float(numpy.median(observed))
         filled = numpy.where(numpy.isnan(values), median, values)
