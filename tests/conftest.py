@@ -71,3 +71,23 @@ def finite_differences(f, values, step=1e-6):
         values[index] = old
         grad[index] = (up - down) / (2 * step)
     return grad
+
+
+def assert_weights_equal(a, b, rtol=0.0, atol=0.0):
+    """Two lists of weight arrays (host or device) are the same: as many arrays, each with the same
+    shape and dtype, and values equal bit for bit, or within ``rtol``/``atol`` where given."""
+    a, b = list(a), list(b)
+    assert len(a) == len(b), f"{len(a)} weight arrays against {len(b)}"
+    for index, (left, right) in enumerate(zip(a, b)):
+        left, right = _host(left), _host(right)
+        assert left.shape == right.shape, f"weight {index}: shape {left.shape} against {right.shape}"
+        assert left.dtype == right.dtype, f"weight {index}: dtype {left.dtype} against {right.dtype}"
+        if rtol == 0 and atol == 0:
+            numpy.testing.assert_array_equal(left, right, err_msg=f"weight {index}")
+        else:
+            numpy.testing.assert_allclose(left, right, rtol=rtol, atol=atol, err_msg=f"weight {index}")
+
+
+def _host(array):
+    get = getattr(array, "get", None)  # a CuPy array
+    return numpy.asarray(get() if callable(get) and not isinstance(array, numpy.ndarray) else array)

@@ -13,6 +13,7 @@ import numpy
 import pytest
 
 import xpann
+from conftest import assert_weights_equal
 from xpann.callbacks import (
     Callback,
     EarlyStopping,
@@ -62,11 +63,6 @@ class Recorder(Callback):
         self.logs.append(dict(logs))
 
 
-def assert_weights_equal(a, b):
-    for left, right in zip(a, b):
-        numpy.testing.assert_array_equal(left, right)
-
-
 # ----- History and user callbacks -------------------------------------------------------------
 
 
@@ -74,7 +70,7 @@ def test_history_is_always_on_and_restarts_with_each_fit():
     x, y = data()
     net = model()
     first = net.fit(x, y, epochs=3, verbose=0)
-    assert isinstance(first, History)
+    assert type(first) is History and first is net.history
     assert first.epoch == [0, 1, 2] and len(first.history["loss"]) == 3
     second = net.fit(x, y, epochs=2, verbose=0)
     assert second is net.history
@@ -259,6 +255,47 @@ def test_model_checkpoint_save_best_only_with_epoch_in_the_path(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["m-1-1.0.npz", "m-2-0.5.npz", "m-4-0.4.npz"]
 
 
+def test_model_checkpoint_takes_keras_filepath_and_formats_it_with_the_epoch_and_the_logs(tmp_path):
+    x, y = data()
+    recorder = Recorder()
+    checkpoint = ModelCheckpoint(filepath=str(tmp_path / "w-{epoch:02d}-{loss:.5f}-{accuracy:.3f}.npz"))
+    history = model().fit(x, y, epochs=3, callbacks=[recorder, checkpoint], verbose=0)
+    losses, accuracies = history.history["loss"], history.history["accuracy"]
+    expected = [f"w-{epoch + 1:02d}-{losses[epoch]:.5f}-{accuracies[epoch]:.3f}.npz" for epoch in range(3)]
+    assert expected[0].startswith("w-01-") and sorted(os.listdir(tmp_path)) == sorted(expected)
+    for epoch, name in enumerate(expected):
+        assert_weights_equal(xpann.load_model(tmp_path / name).get_weights(), recorder.weights[epoch])
+
+
+def test_model_checkpoint_needs_exactly_one_path(tmp_path):
+    with pytest.raises(ValueError, match="one file path"):
+        ModelCheckpoint()
+    with pytest.raises(ValueError, match="one file path"):
+        ModelCheckpoint(tmp_path / "a.npz", filepath=tmp_path / "b.npz")
+
+
+def test_model_checkpoint_mode_max_saves_only_when_the_monitor_rises(tmp_path):
+    x, y = data()
+    scores = [0.2, 0.5, 0.4, 0.7, 0.6, 0.7]  # rises at epochs 0, 1 and 3 only (the last ties)
+    checkpoint = ModelCheckpoint(str(tmp_path / "m-{epoch}-{score:.1f}.npz"), monitor="score", mode="max",
+                                 save_best_only=True)
+    assert checkpoint.mode == "max" and ModelCheckpoint(tmp_path / "x.npz", monitor="score").mode == "min"
+    model().fit(x, y, epochs=6, callbacks=[Script(scores, key="score"), checkpoint], verbose=0)
+    assert sorted(os.listdir(tmp_path)) == ["m-1-0.2.npz", "m-2-0.5.npz", "m-4-0.7.npz"]
+    assert checkpoint.best == 0.7
+
+
+def test_model_checkpoint_mode_max_keeps_the_weights_of_the_highest_epoch(tmp_path):
+    x, y = data()
+    recorder = Recorder()
+    path = tmp_path / "best.npz"
+    checkpoint = ModelCheckpoint(path, monitor="score", mode="max", save_best_only=True)
+    model().fit(x, y, epochs=5, callbacks=[Script([0.2, 0.9, 0.4, 0.7, 0.6], key="score"), recorder, checkpoint],
+                verbose=0)
+    assert os.listdir(tmp_path) == ["best.npz"]
+    assert_weights_equal(xpann.load_model(path).get_weights(), recorder.weights[1])
+
+
 # ----- ReduceLROnPlateau ----------------------------------------------------------------------
 
 
@@ -297,8 +334,54 @@ def test_the_reduced_rate_is_the_one_used_for_the_next_steps():
     x, y = data()
     net = model(learning_rate=0.01)
     net.fit(x, y, epochs=4, callbacks=[Script([1.0] * 4), ReduceLROnPlateau(patience=0, factor=0.1)], verbose=0)
-    assert net.optimizer.learning_rate < 0.01
+    assert net.optimizer.learning_rate == pytest.approx(1e-5, rel=1e-12)  # cut at epochs 1, 2 and 3
     assert net.optimizer.current_learning_rate() == net.optimizer.learning_rate
+
+
+def scripted_rates(losses, **options):
+    """The learning rate at the end of each epoch when ReduceLROnPlateau(**options) sees ``losses``."""
+    x, y = data()
+    recorder = Recorder()
+    monitor = options.get("monitor", "val_loss")
+    model(learning_rate=0.01).fit(x, y, epochs=len(losses), verbose=0, callbacks=[
+        Script(losses, key=monitor), ReduceLROnPlateau(**options), recorder])
+    return recorder.learning_rates
+
+
+def test_reduce_lr_on_plateau_waits_cooldown_epochs_after_each_reduction():
+    # patience 1: a reduction at the first epoch without improvement (1); then 2 cooldown epochs
+    # (2, 3) end before the next can come, at epoch 3; and so on (5, 7).
+    rates = scripted_rates([1.0] * 8, patience=1, factor=0.5, cooldown=2)
+    assert rates == [0.01, 0.005, 0.005, 0.0025, 0.0025, 0.00125, 0.00125, 0.000625]
+    assert scripted_rates([1.0] * 5, patience=1, factor=0.5, cooldown=0) == [
+        0.01, 0.005, 0.0025, 0.00125, 0.000625]
+
+
+def test_reduce_lr_on_plateau_cooldown_restarts_the_patience_count():
+    # patience 2, cooldown 2: reductions at epochs 2 and 5, not 4 as without the cooldown: each
+    # cooldown epoch (3, 4) sets the wait back to 0 before counting its own epoch, so only
+    # epochs 4 and 5 make the next two.
+    assert scripted_rates([1.0] * 7, patience=2, factor=0.5, cooldown=2) == [
+        0.01, 0.01, 0.005, 0.005, 0.005, 0.0025, 0.0025]
+
+
+def test_reduce_lr_on_plateau_counts_only_improvements_larger_than_min_delta():
+    # min_delta 0.1 against the best so far (1.0, then 0.85, 0.7): 0.95, 0.8 and 0.65 fall short
+    # and each reduces (patience 1); 0.85, 0.7 and 0.5 improve enough.
+    losses = [1.0, 0.95, 0.85, 0.8, 0.7, 0.65, 0.5]
+    assert scripted_rates(losses, patience=1, factor=0.5, min_delta=0.1) == [
+        0.01, 0.005, 0.005, 0.0025, 0.0025, 0.00125, 0.00125]
+    assert scripted_rates(losses, patience=1, factor=0.5, min_delta=0.0) == [0.01] * 7
+    accuracy = [0.5, 0.55, 0.65, 0.7, 0.8]  # mode max: +0.05 is short of min_delta 0.1, +0.15 is not
+    assert scripted_rates(accuracy, monitor="val_accuracy", patience=1, factor=0.5, min_delta=0.1) == [
+        0.01, 0.005, 0.005, 0.0025, 0.0025]
+
+
+def test_reduce_lr_on_plateau_default_min_delta_is_1e_4():
+    # steps of 3e-5 are a plateau for the default min_delta (1e-4): the wait reaches patience 2 at
+    # epoch 2; 0.99988 is 1.2e-4 below the best (1.0) and counts.
+    losses = [1.0, 0.99997, 0.99994, 0.99991, 0.99988, 0.99985]
+    assert scripted_rates(losses, patience=2, factor=0.5) == [0.01, 0.01, 0.005, 0.005, 0.005, 0.005]
 
 
 def test_reduce_lr_on_plateau_rejects_bad_arguments():

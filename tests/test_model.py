@@ -1,11 +1,14 @@
 """Sequential as a user runs it: building, compiling, fitting, evaluating, predicting, weights,
 seeds and dtypes, dropout, and the kinds of input it accepts."""
 
+import re
+import sys
+
 import numpy
 import pytest
 
 import xpann
-from conftest import assert_backends_agree
+from conftest import assert_backends_agree, assert_weights_equal
 from xpann.layers import Dense, Dropout
 
 
@@ -29,12 +32,6 @@ def classifier(input_dim=4, seed=0, dropout=0.0, **options):
 def compiled(model, optimizer="adam", loss="sparse_categorical_crossentropy", metrics=("accuracy",)):
     model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics))
     return model
-
-
-def assert_weights_equal(a, b):
-    assert len(a) == len(b)
-    for left, right in zip(a, b):
-        numpy.testing.assert_array_equal(left, right)
 
 
 # ----- construction ---------------------------------------------------------------------------
@@ -116,6 +113,40 @@ def test_fit_prints_one_line_per_epoch_with_verbose(capsys):
     compiled(classifier()).fit(x, y, epochs=2, verbose=2)
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Epoch")]
     assert len(lines) == 2 and "loss" in lines[0] and "accuracy" in lines[0]
+
+
+def test_verbose_1_off_a_terminal_prints_one_exact_line_per_epoch(capsys):
+    """stdout is not a terminal under capsys: no bar, one line an epoch, "Epoch e/E - 0.01s - "
+    then every log in order, each with 4 decimals. From zero weights the first epoch's
+    (full-batch) loss is ln 3 and all three probabilities tie, so the accuracy is the share of
+    class 0 (argmax takes the first); the validation numbers follow one SGD step (float64 NumPy)."""
+    x, _ = blobs(n=40)
+    y = numpy.array([0] * 6 + [1] * 12 + [2] * 12 + [0, 1, 2, 0, 1, 2, 0, 1, 2, 2])  # the last 10 validate
+    model = xpann.Sequential([Dense(3, activation="softmax")], input_dim=4, seed=0, dtype="float64")
+    compiled(model, optimizer=xpann.optimizers.SGD(learning_rate=0.05))
+    model.set_weights([numpy.zeros((4, 3)), numpy.zeros(3)])
+    assert not sys.stdout.isatty()
+    history = model.fit(x, y, epochs=3, batch_size=None, validation_split=0.25, verbose=1).history
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3, lines
+    pattern = re.compile(r"Epoch (\d+)/3 - \d+\.\d\ds - (.*)")
+    for epoch, line in enumerate(lines):
+        match = pattern.fullmatch(line)
+        assert match and int(match.group(1)) == epoch + 1, line
+        expected = (f"loss: {history['loss'][epoch]:.4f} - accuracy: {history['accuracy'][epoch]:.4f} - "
+                    f"val_loss: {history['val_loss'][epoch]:.4f} - val_accuracy: {history['val_accuracy'][epoch]:.4f}")
+        assert match.group(2) == expected
+    # one step from zero weights: W = -lr x^T (1/3 - onehot) / n, b likewise
+    head, tail = slice(0, 30), slice(30, 40)
+    error = 1 / 3 - numpy.eye(3)[y[head]]
+    kernel, bias = -0.05 * x[head].T @ error / 30, -0.05 * error.mean(axis=0)
+    logits = x[tail] @ kernel + bias
+    log_p = logits - logits.max(axis=1, keepdims=True)
+    log_p -= numpy.log(numpy.exp(log_p).sum(axis=1, keepdims=True))
+    val_loss = -log_p[numpy.arange(10), y[tail]].mean()
+    val_accuracy = numpy.mean(log_p.argmax(axis=1) == y[tail])
+    assert lines[0].endswith(f" - loss: 1.0986 - accuracy: 0.2000 - val_loss: {val_loss:.4f} - "
+                             f"val_accuracy: {val_accuracy:.4f}"), (lines[0], val_loss, val_accuracy)
 
 
 def test_fit_is_quiet_with_verbose_0(capsys):

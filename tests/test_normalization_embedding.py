@@ -141,9 +141,25 @@ def test_category_embedding_puts_numeric_columns_first_then_each_embedding(backe
     assert model.output_dim == 3 + 2 + 5
     first, second = model.get_weights()
     assert first.shape == (3, 2) and second.shape == (4, 5)
-    assert 0.5 < numpy.concatenate([first.ravel(), second.ravel()]).std() < 2  # N(0, 1), as torch's Embedding
+    assert numpy.isfinite(first).all() and numpy.unique(numpy.concatenate([first.ravel(), second.ravel()])).size == 26
     x = coded()
     numpy.testing.assert_array_equal(model.predict(x), reference.category_embedding(x, [3, 1], [first, second]))
+
+
+def test_category_embedding_tables_start_as_standard_normal_draws_like_torch():
+    """N(0, 1), as torch.nn.Embedding: over n = 100,000 draws the sample mean is within 5 standard
+    errors (1/sqrt(n)) of 0 and the sample std within 5 (1/sqrt(2n)) of 1; the tails are a
+    normal's (0.27% beyond 3, some beyond 4), so not a uniform of std 1."""
+    model = xpann.Sequential([layers.CategoryEmbedding([0, 1], [400, 600], [100, 100])], input_dim=2, seed=0,
+                             dtype="float64", backend="numpy")
+    draws = numpy.concatenate([table.ravel() for table in model.get_weights()])
+    n = draws.size
+    assert n == 100_000
+    assert abs(draws.mean()) < 5 / n**0.5
+    assert abs(draws.std(ddof=1) - 1) < 5 / (2 * n) ** 0.5
+    beyond = numpy.mean(numpy.abs(draws) > 3)
+    assert abs(beyond - 0.0027) < 5 * (0.0027 / n) ** 0.5
+    assert numpy.abs(draws).max() > 4
 
 
 def test_category_embedding_gradients_add_up_over_repeated_codes(backend):

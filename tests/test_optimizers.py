@@ -228,13 +228,30 @@ def test_state_round_trip_resumes_exactly(backend, case):
     numpy.testing.assert_array_equal(backend.to_numpy(flat), whole)
 
 
-@pytest.mark.parametrize("name", ["sgd", "adagrad", "adadelta", "rmsprop", "adam", "adamw", "nadam"])
-def test_names_give_torch_defaults(name):
+# Every hyperparameter an optimizer gets from its name alone. The update rules are torch.optim's,
+# and so are these defaults, except the two learning rates marked: there xpann keeps Keras's.
+DEFAULTS = {
+    "sgd": {"learning_rate": 0.01,  # Keras; torch.optim.SGD: 0.001
+            "weight_decay": 0.0, "momentum": 0.0, "nesterov": False},
+    "adagrad": {"learning_rate": 0.01, "weight_decay": 0.0, "initial_accumulator_value": 0.0, "epsilon": 1e-10,
+                "lr_decay": 0.0},
+    "adadelta": {"learning_rate": 1.0, "weight_decay": 0.0, "rho": 0.9, "epsilon": 1e-6},
+    "rmsprop": {"learning_rate": 0.001,  # Keras; torch.optim.RMSprop: 0.01
+                "weight_decay": 0.0, "rho": 0.99, "momentum": 0.0, "epsilon": 1e-8, "centered": False},
+    "adam": {"learning_rate": 0.001, "weight_decay": 0.0, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8,
+             "amsgrad": False},
+    "adamw": {"learning_rate": 0.001, "weight_decay": 0.01, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8,
+              "amsgrad": False},
+    "nadam": {"learning_rate": 0.002, "weight_decay": 0.0, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8,
+              "momentum_decay": 0.004},
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEFAULTS))
+def test_names_give_the_documented_defaults(name):
     opt = optimizers.get(name)
-    defaults = {"sgd": 0.01, "adagrad": 0.01, "adadelta": 1.0, "rmsprop": 0.001, "adam": 0.001,
-                "adamw": 0.001, "nadam": 0.002}
-    assert opt.learning_rate == defaults[name]
-    assert opt.weight_decay == (0.01 if name == "adamw" else 0.0)
+    assert opt.get_config() == DEFAULTS[name]
+    assert opt.learning_rate == DEFAULTS[name]["learning_rate"] and opt.current_learning_rate() == opt.learning_rate
 
 
 @pytest.mark.parametrize("case", ["sgd_nesterov", "rmsprop_centered_momentum", "adam_amsgrad", "nadam", "adadelta"])

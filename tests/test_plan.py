@@ -7,7 +7,9 @@ import threading
 import numpy
 import pytest
 
+import reference
 import xpann
+from conftest import TOLERANCES, assert_weights_equal
 from xpann import layers
 
 DATA = pathlib.Path(__file__).resolve().parent / "data"
@@ -67,12 +69,36 @@ def test_training_buffers_belong_to_the_nodes_not_the_layers():
         assert node.layer is layer and node._spaces
 
 
-def test_a_first_round_model_file_still_loads_and_predicts_alike():
+def first_round_reference(x):
+    """The first-round file's network (Dense relu 5, Dropout, Dense softmax 3) in float64 NumPy,
+    from the weights stored in the file itself, read without xpann."""
+    with numpy.load(DATA / "first_round_model.npz", allow_pickle=False) as stored:
+        k1, b1, k2, b2 = (stored[f"weight_{i}"].astype(numpy.float64) for i in range(4))
+    hidden = reference.ACTIVATIONS["relu"](x.astype(numpy.float64) @ k1 + b1)  # no dropout at inference
+    return reference.softmax(hidden @ k2 + b2)
+
+
+def test_a_first_round_model_file_still_loads_and_predicts_by_the_formula():
     model = xpann.load_model(DATA / "first_round_model.npz")
     x = numpy.load(DATA / "first_round_inputs.npy")
-    numpy.testing.assert_array_equal(model.predict(x), numpy.load(DATA / "first_round_predictions.npy"))
-    assert model.optimizer.iterations > 0 and list(model.named_weights()) == [
+    assert model.dtype == "float32"
+    predicted = model.predict(x)
+    assert predicted.dtype == numpy.float32 and predicted.shape == (30, 3)
+    numpy.testing.assert_allclose(predicted, first_round_reference(x), **TOLERANCES["float32"])
+    with numpy.load(DATA / "first_round_model.npz", allow_pickle=False) as stored:
+        assert_weights_equal(model.get_weights(), [stored[f"weight_{i}"] for i in range(4)])
+    assert model.optimizer.iterations == 8 and list(model.named_weights()) == [
         "dense_1/kernel", "dense_1/bias", "dense_3/kernel", "dense_3/bias"]
+
+
+def test_the_first_round_network_in_float64_predicts_by_the_formula():
+    """The same layers and weights in float64: the reference to float64's precision."""
+    loaded = xpann.load_model(DATA / "first_round_model.npz")
+    model = xpann.Sequential([layers.Dense(5, activation="relu"), layers.Dropout(0.1),
+                              layers.Dense(3, activation="softmax")], input_dim=4, seed=0, dtype="float64")
+    model.set_weights(loaded.get_weights())
+    x = numpy.load(DATA / "first_round_inputs.npy").astype(numpy.float64)
+    numpy.testing.assert_allclose(model.predict(x), first_round_reference(x), **TOLERANCES["float64"])
 
 
 def test_evaluate_and_predict_from_several_threads_give_each_caller_its_numbers():

@@ -15,6 +15,7 @@ import xpann
 from xpann.tabular import TabularModel, load
 
 from cli_runner import run
+from conftest import assert_weights_equal
 
 TARGET = xpann.datasets.TARGET_COLUMN
 
@@ -38,10 +39,7 @@ def weights_of(model):
 
 
 def assert_same_weights(a, b):
-    first, second = weights_of(a), weights_of(b)
-    assert len(first) == len(second)
-    for x, y in zip(first, second):
-        assert x.shape == y.shape and numpy.array_equal(x, y)
+    assert_weights_equal(weights_of(a), weights_of(b))
 
 
 def test_a_frame_a_path_and_the_cli_give_the_same_model(tmp_path):

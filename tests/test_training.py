@@ -7,6 +7,7 @@ import numpy
 import pytest
 
 import xpann
+from conftest import assert_weights_equal
 from xpann.callbacks import Callback
 from xpann.layers import Dense
 
@@ -44,11 +45,6 @@ class StepCounter(Callback):
         self.steps[-1] += 1
 
 
-def assert_close_weights(a, b, rtol=1e-12, atol=1e-13):
-    for left, right in zip(a, b):
-        numpy.testing.assert_allclose(left, right, rtol=rtol, atol=atol)
-
-
 # ----- batching -------------------------------------------------------------------------------
 
 
@@ -63,7 +59,7 @@ def test_batch_size_none_is_full_batch_gradient_descent(shuffle):
     assert fitted.optimizer.iterations == 4
     # The full-batch gradient does not depend on the order of the samples: shuffling only
     # changes the rounding.
-    assert_close_weights(fitted.get_weights(), manual.get_weights(), rtol=1e-10, atol=1e-12)
+    assert_weights_equal(fitted.get_weights(), manual.get_weights(), rtol=1e-10, atol=1e-12)
     numpy.testing.assert_allclose(history.history["loss"], losses, rtol=1e-10)
 
 
@@ -75,7 +71,7 @@ def test_batch_size_one_is_sgd_with_one_step_per_sample():
     losses = [[manual.train_on_batch(x[i:i + 1], y[i:i + 1]) for i in range(12)] for _ in range(2)]
     assert counter.steps == [12, 12]
     assert fitted.optimizer.iterations == 24
-    assert_close_weights(fitted.get_weights(), manual.get_weights())
+    assert_weights_equal(fitted.get_weights(), manual.get_weights(), rtol=1e-12, atol=1e-13)
     numpy.testing.assert_allclose(history.history["loss"], numpy.mean(losses, axis=1), rtol=1e-12)
 
 
@@ -89,7 +85,7 @@ def test_mini_batches_cover_the_data_in_order_with_a_short_last_batch():
         losses.append(manual.train_on_batch(x[start:start + 16], y[start:start + 16]))
         sizes.append(len(y[start:start + 16]))
     assert counter.steps == [4] and sizes == [16, 16, 16, 2]
-    assert_close_weights(fitted.get_weights(), manual.get_weights())
+    assert_weights_equal(fitted.get_weights(), manual.get_weights(), rtol=1e-12, atol=1e-13)
     # The epoch loss is the mean over samples of the per-batch losses (before each update).
     assert history.history["loss"][0] == pytest.approx(numpy.dot(losses, sizes) / 50, rel=1e-12)
 
@@ -107,7 +103,7 @@ def test_epochs_zero_trains_nothing():
     before = model.get_weights()
     history = model.fit(x, y, epochs=0, verbose=0)
     assert history.history == {} and history.epoch == []
-    assert_close_weights(model.get_weights(), before, rtol=0, atol=0)
+    assert_weights_equal(model.get_weights(), before)
 
 
 # ----- shuffling ------------------------------------------------------------------------------
@@ -126,7 +122,7 @@ def test_shuffling_follows_the_model_seed():
     again_losses, again = train(1)
     other_losses, other = train(2)
     assert first_losses == again_losses
-    assert_close_weights(first, again, rtol=0, atol=0)
+    assert_weights_equal(first, again)
     assert first_losses != other_losses
     assert not numpy.allclose(first[0], other[0])
 
@@ -140,7 +136,7 @@ def test_without_shuffling_the_seed_does_not_matter_after_the_start():
         model.set_weights(start)
         model.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
         results.append(model.get_weights())
-    assert_close_weights(*results, rtol=0, atol=0)
+    assert_weights_equal(*results)
 
 
 def test_shuffling_changes_the_order_between_epochs():
@@ -168,7 +164,7 @@ def test_validation_split_holds_out_the_last_samples_before_shuffling():
     head_only.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     head_history = head_only.fit(x[:split], y[:split], epochs=3, batch_size=16, shuffle=True, verbose=0)
     assert head_history.history["loss"] == history.history["loss"]
-    assert_close_weights(head_only.get_weights(), model.get_weights(), rtol=0, atol=0)
+    assert_weights_equal(head_only.get_weights(), model.get_weights())
 
 
 def test_validation_split_keeps_the_tail_even_when_it_is_one_class():
@@ -328,7 +324,7 @@ def test_an_activation_layer_after_dense_trains_like_dense_with_the_activation()
     first = fused.fit(x, y, epochs=3, batch_size=16, verbose=0).history["loss"]
     second = split.fit(x, y, epochs=3, batch_size=16, verbose=0).history["loss"]
     numpy.testing.assert_allclose(second, first, rtol=1e-12)
-    assert_close_weights(split.get_weights(), fused.get_weights())
+    assert_weights_equal(split.get_weights(), fused.get_weights(), rtol=1e-12, atol=1e-13)
 
 
 def test_dense_layers_without_bias_train():
