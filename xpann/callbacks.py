@@ -292,7 +292,8 @@ class TerminateOnNaN(Callback):
 
 
 class ProgressLogger(Callback):
-    """verbose=1: a progress bar per epoch on a terminal, else one line per epoch; verbose=2: one line."""
+    """verbose=1: a progress bar per epoch on a terminal, else one line per epoch; verbose=2: one line.
+    At an epoch's end the bar gives way to the epoch's line, so no terminal width cuts its numbers."""
 
     def __init__(self, verbose, epochs, steps, stream=None):
         self.verbose = verbose
@@ -308,7 +309,7 @@ class ProgressLogger(Callback):
             from tqdm.auto import tqdm
 
             self._bar = tqdm(total=self.steps, desc=f"Epoch {epoch + 1}/{self.epochs}", unit="batch",
-                             file=self.stream, leave=True, dynamic_ncols=True)
+                             file=self.stream, leave=False, dynamic_ncols=True)
 
     def on_train_batch_end(self, batch, logs=None):
         if self._bar is not None:
@@ -318,11 +319,9 @@ class ProgressLogger(Callback):
         seconds = time.perf_counter() - self._start
         values = " - ".join(f"{name}: {value:.4f}" for name, value in (logs or {}).items())
         if self._bar is not None:
-            self._bar.set_postfix_str(values, refresh=True)
             self._bar.close()
             self._bar = None
-        else:
-            print(f"Epoch {epoch + 1}/{self.epochs} - {seconds:.2f}s - {values}", file=self.stream)
+        print(f"Epoch {epoch + 1}/{self.epochs} - {seconds:.2f}s - {values}", file=self.stream, flush=True)
 
 
 class GradientMonitor(Callback):
