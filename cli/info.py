@@ -47,6 +47,16 @@ def _blas(status):
         return []
 
 
+def _training_threads():
+    """(threads, threads) the CPU backend's policy gives a fit of small and of large products
+    (below and above 2**21 m*n*k), or (None, None) when the BLAS cannot be controlled."""
+    try:
+        backend = xpann.backend.host_backend()
+        return tuple(backend.matmul_threads([size]).threads for size in ((64, 128, 128), (1024, 1024, 1024)))
+    except ValueError:  # a bad XPANN_BLAS_THREADS: the training commands say so
+        return None, None
+
+
 def _cupy_facts(status):
     facts = {"cupy": None, "cuda_runtime": None, "cuda_driver": None, "gpu": None}
     if status.get("cupy") is None:
@@ -82,6 +92,7 @@ def collect():
         "numba": _version("numba"),
         "fused_kernels": fused_kernels_status() or "on",
         "blas": _blas(status),
+        "training_threads": _training_threads(),
     }
     facts.update(_cupy_facts(status))
     facts["backends"] = {name: {"available": reason is None, "reason": reason} for name, reason in status.items()}
@@ -124,6 +135,11 @@ def info(as_json):
         threads = f", {entry['threads']} threads" if entry.get("threads") else ""
         source = f" [from the {entry['source']}]" if entry.get("source", "threadpoolctl") != "threadpoolctl" else ""
         lines.append(f"BLAS        {entry.get('library')} {entry.get('version') or ''}".rstrip() + threads + source)
+    small, large = facts["training_threads"]
+    if small is not None:
+        policy = os.environ.get("XPANN_BLAS_THREADS", "auto")
+        lines.append(f"BLAS in fit {small} thread(s) for small products, {large} for large ones (m*n*k >= 2**21; "
+                     f"XPANN_BLAS_THREADS={policy})")
     lines.append(f"CuPy        {facts['cupy'] or missing}")
     cuda = facts["cuda_runtime"]
     if cuda:

@@ -34,3 +34,22 @@ def test_the_progress_bar_never_cuts_the_epoch_numbers_on_a_narrow_terminal(monk
         for name, value in values.items():
             assert f"{name}: {value:.4f}" in line, line
         assert re.match(rf"Epoch {epoch + 1}/2 - \d+\.\d\ds - loss: ", line), line
+
+
+def test_the_time_line_and_info_report_the_blas_threads_a_fit_ran_on(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    command = [sys.executable, "-m", "xpann_cli", "train", "--dataset", "wine", "--epochs", "1", "--hidden", "600,600",
+               "--batch-size", "64", "--out", str(tmp_path / "m.npz")]  # 64 x 600 x 600: a large product
+    for setting, threads in (("1", 1), ("2", 2)):
+        done = subprocess.run(command, env={**env, "XPANN_BLAS_THREADS": setting}, capture_output=True, text=True,
+                              timeout=120, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        time_line = next(line for line in done.stdout.splitlines() if line.startswith("Time:"))
+        assert time_line.endswith(f", {threads} thread{'s' if threads > 1 else ''}).")
+        info = subprocess.run([sys.executable, "-m", "xpann_cli", "info"], env={**env, "XPANN_BLAS_THREADS": setting},
+                              capture_output=True, text=True, timeout=60).stdout
+        assert f"BLAS in fit {threads} thread(s) for small products, {threads} for large ones" in info

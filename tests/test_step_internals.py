@@ -179,15 +179,16 @@ class _FakeController:
         return self._libraries
 
 
-def chosen(monkeypatch, allowed, products, setting=None, free=None):
+def chosen(monkeypatch, allowed, products, setting=None, free=None, spare=64):
     """The thread count ThreadPlan sets, inside ``with``, for a pool of ``allowed`` threads, the
     (m, n, k) ``products`` and XPANN_BLAS_THREADS=``setting`` (unset: None); ``free`` cores for
-    the adaptive policy. Checks that the pool has it during the block and its count back after."""
+    the adaptive policy, ``spare`` cores (all but one) for auto. Checks that the pool has it during the block and its count back after."""
     if setting is None:
         monkeypatch.delenv(_threads.ENVIRONMENT_VARIABLE, raising=False)
     else:
         monkeypatch.setenv(_threads.ENVIRONMENT_VARIABLE, setting)
     monkeypatch.setattr(_threads.CPU_LOAD, "free_cores", lambda: free)
+    monkeypatch.setattr(_threads, "_spare_cores", lambda: spare)
     controller = _FakeController(allowed)
     library = controller.libraries()[0]
     with _threads.ThreadPlan(controller, products) as plan:
@@ -217,6 +218,20 @@ def test_auto_runs_products_below_2_to_the_21_on_one_thread_and_larger_on_the_wh
     # the largest product decides, not their sum (ten of 2**20 are 10 * 2**20)
     assert chosen(monkeypatch, allowed, SMALL * 10) == 1
     assert chosen(monkeypatch, allowed, SMALL * 10 + EDGE) == allowed
+
+
+@pytest.mark.parametrize("spare, allowed, threads", [(1, 2, 1), (1, 8, 1), (3, 8, 3), (15, 8, 8), (7, 2, 2)])
+def test_auto_leaves_one_core_to_the_rest_of_the_machine(monkeypatch, spare, allowed, threads):
+    assert chosen(monkeypatch, allowed, LARGE, spare=spare) == threads
+    assert chosen(monkeypatch, allowed, SMALL, spare=spare) == 1
+    assert chosen(monkeypatch, allowed, LARGE, setting="2", spare=spare) == 2  # a number still forces it
+
+
+def test_spare_cores_are_the_usable_cores_less_one(monkeypatch):
+    monkeypatch.setattr(_threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert _threads._spare_cores() == 3
+    monkeypatch.setattr(_threads.os, "sched_getaffinity", lambda pid: {0})
+    assert _threads._spare_cores() == 1
 
 
 def test_the_threshold_is_the_documented_2_to_the_21():
@@ -250,6 +265,7 @@ def test_adaptive_uses_the_free_cores_within_the_pool_for_large_products(monkeyp
 def test_only_the_adaptive_policy_follows_the_load_of_other_processes(monkeypatch, policy, expected):
     monkeypatch.setenv(_threads.ENVIRONMENT_VARIABLE, policy)
     monkeypatch.setattr(_threads.CPU_LOAD, "free_cores", lambda: 1)  # another process holds a core
+    monkeypatch.setattr(_threads, "_spare_cores", lambda: 3)  # a 4-core machine
     controller = _FakeController(2)
     with _threads.ThreadPlan(controller, [(4096, 4096, 4096)]) as plan:
         plan.refresh()
@@ -290,6 +306,7 @@ def test_adaptive_samples_the_load_at_most_every_check_interval_and_counts_steps
 
 def test_the_plan_takes_the_smallest_pool_and_restores_each_library(monkeypatch):
     monkeypatch.delenv(_threads.ENVIRONMENT_VARIABLE, raising=False)
+    monkeypatch.setattr(_threads, "_spare_cores", lambda: 7)
     controller = _FakeController(4, 2)  # a library loaded after a threadpool_limits(2) block began
     with _threads.ThreadPlan(controller, LARGE) as plan:
         assert plan.allowed == 2 and plan.threads == 2
@@ -316,7 +333,7 @@ import xpann
 from xpann.backend import _threads
 
 libraries = _threads.BLAS_THREADS.libraries()
-out = {"libraries": len(libraries), "default": _threads.BLAS_THREADS.current()}
+out = {"libraries": len(libraries), "default": _threads.BLAS_THREADS.current(), "spare": _threads._spare_cores()}
 if libraries:
     for lib in libraries:
         lib.set_num_threads(3)  # a known pool, whatever the core count
@@ -356,7 +373,8 @@ def test_the_real_blas_pool_follows_the_policy_in_a_fresh_interpreter():
     if not out["libraries"]:
         pytest.skip("threadpoolctl finds no BLAS library to control here")
     assert out["default"] >= 1  # unpinned: OpenBLAS's own choice (the core count)
-    assert out["small"] == [1, 1] and out["large"] == [3, 3]
+    large = min(3, out["spare"])  # auto leaves one core free
+    assert out["small"] == [1, 1] and out["large"] == [large, large]
     assert out["fit_auto"] == [1]  # small products: one thread while training
     assert out["forced_small"] == [2, 2] and out["forced_large"] == [2, 2]
     assert out["fit_forced"] == [2]

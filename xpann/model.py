@@ -481,6 +481,12 @@ class Sequential:
         return bool(xp.isfinite(self._parameters.data).all()) and bool(xp.isfinite(self._plan.state.data).all())
 
     @property
+    def blas_threads(self):
+        """The BLAS thread count the last ``fit`` ran its products on (None before any, or on a GPU)."""
+        plan = getattr(self, "_thread_plan", None)
+        return None if plan is None else plan.threads
+
+    @property
     def parameters(self):
         """The flat parameter buffer (data, grad, segments), for optimizers and diagnostics."""
         return self._parameters

@@ -34,8 +34,9 @@ class Backend:
         """Plain facts about the device, for reports."""
         return {"backend": self.name, "device": self.device}
 
-    def describe(self):
-        """The backend and its device in a few words: "numpy (CPU, openblas 0.3.31, 2 threads)"."""
+    def describe(self, threads=None):
+        """The backend and its device in a few words: "numpy (CPU, openblas 0.3.31, 1 thread)", with
+        ``threads`` the count a fit ran on (default: the BLAS pool's size, "up to N threads")."""
         try:
             info = self.device_info()
         except Exception:  # a report must not fail on a device query
@@ -44,7 +45,9 @@ class Backend:
             return f"{self.name} ({info['gpu']}, device {info.get('device', 0)})"
         blas = (info.get("blas") or [None])[0]
         if blas:
-            return f"{self.name} (CPU, {blas.get('library')} {blas.get('version')}, {blas.get('threads')} threads)"
+            count = f"up to {blas.get('threads')} threads" if threads is None else \
+                f"{threads} thread" + ("s" if threads != 1 else "")
+            return f"{self.name} (CPU, {blas.get('library')} {blas.get('version')}, {count})"
         return f"{self.name} (CPU)"
 
     def is_array(self, value):

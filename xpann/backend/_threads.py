@@ -5,12 +5,14 @@ for every product and waits on the element-wise work between them. Large product
 rows times a few hundred columns and up) gain up to twice from two threads on two cores, but only
 while the cores are free: OpenBLAS splits a product evenly over its threads, so when another
 process holds a core the whole product waits for the thread that cannot run, and a step takes 4
-to 40 times longer. So a training loop runs on one thread below ``PARALLEL_MIN_WORK`` and above
-it on all the threads the process allows (``OPENBLAS_NUM_THREADS``,
-``threadpoolctl.threadpool_limits`` and the like win).
+to 40 times longer. So a training loop runs on one thread below ``PARALLEL_MIN_WORK``, and above
+it on the threads the process allows (``OPENBLAS_NUM_THREADS``, ``threadpoolctl.threadpool_limits``
+and the like win) but never on every core: one core is left to the rest of the machine, so that a
+second process cannot stall every product (on 2 cores: one thread, always; measured, two threads
+collapsed to 6-26k samples/s beside a busy process where one thread ran 188k).
 
-``XPANN_BLAS_THREADS`` sets the policy: "auto" (the default: by product size alone, so a seed gives
-the same weights run after run), "adaptive" (above ``PARALLEL_MIN_WORK``, only as many threads as
+``XPANN_BLAS_THREADS`` sets the policy: "auto" (the default: by product size and core count alone,
+so a seed gives the same weights run after run), "adaptive" (above ``PARALLEL_MIN_WORK``, only as many threads as
 there are cores other processes left free over the last ``CHECK_INTERVAL`` seconds, from
 /proc/stat on Linux: faster on a busy machine, but OpenBLAS rounds differently on 1 and 2 threads,
 so results then depend on the load), or a whole number of threads.
@@ -90,7 +92,7 @@ class ThreadPlan:
         elif forced is not None:
             self.threads = forced
         else:
-            self.threads = allowed if largest >= PARALLEL_MIN_WORK else 1
+            self.threads = min(allowed, _spare_cores()) if largest >= PARALLEL_MIN_WORK else 1
         self._next_check = 0.0
         self.steps = {}
 
@@ -182,6 +184,15 @@ class CpuLoad:
 
 
 CPU_LOAD = CpuLoad()
+
+
+def _spare_cores():
+    """The cores this process may use less one, left to the rest of the machine (at least 1)."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count() or 1
+    return max(1, usable - 1)
 
 
 def _policy():

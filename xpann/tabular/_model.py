@@ -155,7 +155,7 @@ class TabularModel:
         self.scores_ = scores
         samples = len(training) * epochs_run
         self._say(f"Time: {seconds:.2f} s for {_count(epochs_run, 'epoch')}, {samples / max(seconds, 1e-9):,.0f} "
-                  f"samples/s on {model.backend.describe()}.")
+                  f"samples/s on {model.backend.describe(model.blas_threads)}.")
         self.trained_on = {
             "data": None if source.path is None else os.path.basename(str(source.path)), "sha256": source.digest,
             "training_rows": len(training), "validation_rows": validation_rows, "epochs": epochs_run,
