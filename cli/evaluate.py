@@ -42,6 +42,10 @@ def evaluate(model_file, data_file, dataset, target, as_json, backend):
                    "rows, so the metrics overstate how well it does on new data.", err=True)
     with data.about(path), report.warnings_as_messages():
         summary = pipeline.evaluation(table.frame, target=target)
+    missing = pipeline.preprocessor.missing_counts(table.frame)
+    if missing:
+        counts = ", ".join(f"{name} {count:,}" for name, count in missing.items())
+        click.echo(f"Filled {sum(missing.values()):,} missing value(s) as in training: {counts}.", err=True)
     results, skipped, rows = summary["metrics"], summary["skipped_rows"], summary["rows"]
     if as_json:
         shown = {"model": model_file, "data": path, "rows": rows, "skipped_rows": skipped, "task": summary["task"],

@@ -18,7 +18,13 @@ from .train import train
 
 
 class FriendlyGroup(click.Group):
-    """Turns errors raised by a command into ``Error: <message>`` (exit 1); ``--debug`` shows the traceback."""
+    """Turns errors raised by a command into ``Error: <message>`` (exit 1); ``--debug`` (before or
+    after the command's name) shows the traceback."""
+
+    def parse_args(self, ctx, args):
+        if "--debug" in args[1:]:
+            args = ["--debug"] + [arg for arg in args if arg != "--debug"]
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
         try:
@@ -28,7 +34,7 @@ class FriendlyGroup(click.Group):
         except BrokenPipeError:  # the reader stopped early (xpann ... | head): exit quietly, successfully
             data.quiet_stdout()
             raise click.exceptions.Exit(0) from None
-        except (ValueError, OSError, xpann.BackendUnavailableError) as error:
+        except (ValueError, OSError, xpann.BackendUnavailableError, xpann.errors.TrainingDivergedError) as error:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             raise click.ClickException(str(error)) from None

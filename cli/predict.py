@@ -38,6 +38,8 @@ def predict(model_file, data_file, dataset, out, backend):
     replaced = [name for name in added.columns if name in rows.columns]
     if replaced:
         click.echo(f"Warning: {path} already has column(s) {', '.join(replaced)}; they are replaced.", err=True)
+    if pipeline.task == "regression":  # float32 outputs: 7 significant digits, not float64's noise
+        added["prediction"] = [float(f"{value:.7g}") for value in added["prediction"]]
     rows = rows.drop(columns=replaced).assign(**{name: added[name].to_numpy() for name in added.columns})
     data.write_csv(rows, out)
     if out is not None:

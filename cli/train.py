@@ -2,6 +2,7 @@
 The pipeline is ``xpann.tabular.TabularModel``; this command parses the options and prints."""
 
 import contextlib
+import os
 import shlex
 
 import click
@@ -139,8 +140,9 @@ def _train(data_file, target, dataset, task, drop, keep, hidden, activation, ini
         _plot(pyplot, pipeline.history, pipeline.target_encoder, plot)
         click.echo(f"Saved the training curves to {plot}.")
     pipeline.trained_on["dataset"] = dataset
+    replacing = os.path.exists(out)
     pipeline.save(out)
-    click.echo(f"Saved the model to {out}.")
+    click.echo(f"Saved the model to {out}" + (" (it replaced the model that was there)." if replacing else "."))
 
 
 OPTION_FLAGS = {"init": "--init", "val_split": "--val-split", "batch_size": "--batch-size"}

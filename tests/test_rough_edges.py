@@ -53,3 +53,94 @@ def test_the_time_line_and_info_report_the_blas_threads_a_fit_ran_on(tmp_path):
         info = subprocess.run([sys.executable, "-m", "xpann_cli", "info"], env={**env, "XPANN_BLAS_THREADS": setting},
                               capture_output=True, text=True, timeout=60).stdout
         assert f"BLAS in fit {threads} thread(s) for small products, {threads} for large ones" in info
+
+
+def test_a_frame_with_nullable_floats_is_numbers_and_one_row_gets_the_right_hint():
+    import pandas
+    import pytest
+
+    frame = pandas.DataFrame({"a": pandas.array([0.5, 1.5, 2.0, 3.5], dtype="Float64"),
+                              "b": pandas.array([1, 2, 3, 4], dtype="Int64")})
+    model = xpann.Sequential([xpann.layers.Dense(1)], input_dim=2, seed=0)
+    model.compile("sgd", "mse")
+    model.fit(frame, pandas.Series([1.0, 2.0, 3.0, 4.0], dtype="Float64"), epochs=1, verbose=0)
+    assert model.predict(frame).shape == (4, 1)
+    gappy = frame.copy()
+    gappy.loc[1, "a"] = None
+    with pytest.raises(ValueError, match="contains NaN or infinite values; impute or drop them first"):
+        model.predict(gappy)
+    with pytest.raises(ValueError, match=r"For one sample of 2 features use x.reshape\(1, -1\)"):
+        model.predict(numpy.array([0.5, 1.0], dtype="float32"))
+
+
+def test_the_target_encoder_given_a_frame_says_to_give_a_column():
+    import pandas
+    import pytest
+
+    frame = pandas.DataFrame({"y": ["a", "b", "a"]})
+    with pytest.raises(ValueError, match=r"takes the target column as a Series \(frame\['y'\]\), not a DataFrame"):
+        xpann.preprocessing.TargetEncoder("classification").fit(frame)
+    with pytest.raises(ValueError, match="not a DataFrame"):
+        xpann.preprocessing.infer_task(frame)
+
+
+def test_train_says_which_rows_hold_unseen_categories_and_when_more_epochs_may_help(tmp_path):
+    import pandas
+    from cli_runner import run
+
+    rng = numpy.random.default_rng(0)
+    town = list(rng.choice(["Lyon", "Paris"], 60))
+    frame = pandas.DataFrame({"town": town + ["Brest"], "x": rng.normal(size=61), "y": rng.choice(["a", "b"], 61)})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    # a seed whose split puts the lone Brest row among the validation rows
+    seed = next(s for s in range(100) if 60 in xpann.preprocessing.split_rows(61, 0.2, s, frame["y"])[1])
+    result = run("train", tmp_path / "d.csv", "--target", "y", "--epochs", 2, "--seed", seed, "--out", tmp_path / "m.npz")
+    assert "Warning: Column 'town': 1 validation row(s) hold categories not seen in the training rows " \
+           "('Brest')" in result.stderr
+    if "Kept the weights of epoch 2 of 2" in result.output:
+        assert "The last epoch was the best: more epochs may do better (--epochs 4, say)." in result.output
+
+
+def test_forced_classification_of_a_measurement_warns_and_regression_predictions_carry_7_digits(tmp_path):
+    import pandas
+    from cli_runner import run
+
+    rng = numpy.random.default_rng(0)
+    measured = pandas.DataFrame({"x": rng.normal(size=274), "y": rng.integers(0, 88, 274) * 1.5 + 0.25})
+    measured.to_csv(tmp_path / "m.csv", index=False)
+    distinct = measured["y"].nunique()
+    result = run("train", tmp_path / "m.csv", "--target", "y", "--task", "classification", "--epochs", 1,
+                 "--val-split", 0, "--out", tmp_path / "c.npz")
+    assert (f"Warning: Target 'y' holds numbers with {distinct} distinct values, {274 / distinct:.1f} rows per class "
+            "on average: as classes they say little; --task regression predicts them as numbers.") in result.stderr
+    frame = pandas.DataFrame({"x": rng.normal(size=120)})
+    frame["price"] = (4718.528955088573 + 1000 * frame["x"]).round(6)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    run("train", tmp_path / "d.csv", "--target", "price", "--epochs", 1, "--out", tmp_path / "r.npz")
+    written = run("predict", tmp_path / "r.npz", tmp_path / "d.csv").stdout.splitlines()
+    header = written[0].split(",")
+    column = header.index("prediction")
+    for line in written[1:]:
+        digits = line.split(",")[column].lstrip("-").replace(".", "").lstrip("0").split("e")[0]
+        assert len(digits) <= 7, line
+
+
+def test_evaluate_says_what_it_filled_and_debug_works_after_the_command(tmp_path):
+    import pandas
+    from click.testing import CliRunner
+    from cli_runner import run
+    from xpann_cli.main import cli
+
+    rng = numpy.random.default_rng(0)
+    frame = pandas.DataFrame({"x": rng.normal(size=80), "z": rng.normal(size=80)})
+    frame["y"] = numpy.where(frame["x"] > 0, "up", "down")
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    run("train", tmp_path / "d.csv", "--target", "y", "--epochs", 1, "--out", tmp_path / "m.npz")
+    frame.loc[[3, 5], "z"] = None
+    frame.to_csv(tmp_path / "gaps.csv", index=False)
+    result = run("evaluate", tmp_path / "m.npz", tmp_path / "gaps.csv")
+    assert "Filled 2 missing value(s) as in training: z 2." in result.stderr
+    broken = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "m.npz"), str(tmp_path / "none.csv"), "--debug"])
+    assert broken.exit_code != 0 and isinstance(broken.exception, ValueError)  # --debug: the exception itself
+    again = run("train", tmp_path / "d.csv", "--target", "y", "--epochs", 1, "--out", tmp_path / "m.npz")
+    assert "Saved the model to " in again.output and "(it replaced the model that was there)." in again.output

@@ -57,7 +57,7 @@ def test_a_frame_a_path_and_the_cli_give_the_same_model(tmp_path):
     assert numpy.array_equal(predicted.to_numpy(), from_cli.predict(pandas.read_csv(path)).to_numpy())
     run("predict", tmp_path / "m.npz", path, "--out", tmp_path / "p.csv")
     written = pandas.read_csv(tmp_path / "p.csv")
-    numpy.testing.assert_allclose(written["prediction"].to_numpy(), predicted.to_numpy(), rtol=1e-12)
+    numpy.testing.assert_allclose(written["prediction"].to_numpy(), predicted.to_numpy(), rtol=5e-7)  # 7 digits
 
 
 def test_a_parquet_file_gives_the_model_its_frame_gives(tmp_path):

@@ -16,6 +16,15 @@ def _as_array(backend, value, what, expected):
     if backend.is_array(value) or HOST.is_array(value):
         return value
     on_device = hasattr(value, "__cuda_array_interface__")  # another device's array: the backend moves it
+    to_numpy = getattr(value, "to_numpy", None)
+    if to_numpy is not None and not on_device:  # a pandas frame or series; nullable columns as float
+        array = to_numpy()
+        if array.dtype == object:
+            try:
+                array = to_numpy(dtype="float64", na_value=float("nan"))
+            except (TypeError, ValueError):
+                pass  # text: reported as such below
+        return array
     try:
         return backend.asarray(value) if on_device else HOST.asarray(value)
     except (TypeError, ValueError) as error:
@@ -53,7 +62,11 @@ def features(backend, x, dtype, expected_width=None, what="x"):
     array = _as_array(backend, x, what, "a numeric array of shape (samples, features)")
     _check_numeric(array, what)
     if array.ndim != 2:
-        hint = " Reshape a single feature with x.reshape(-1, 1)." if array.ndim == 1 else ""
+        hint = ""
+        if array.ndim == 1:
+            one_row = expected_width is not None and array.shape[0] == expected_width != 1
+            hint = (f" For one sample of {expected_width} features use {what}.reshape(1, -1)." if one_row
+                    else f" Reshape a single feature with {what}.reshape(-1, 1).")
         raise ValueError(f"{what} must be 2-D (samples, features), got shape {tuple(array.shape)}.{hint}")
     if array.shape[0] == 0:
         raise ValueError(f"{what} has no samples.")

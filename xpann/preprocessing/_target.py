@@ -13,6 +13,13 @@ MAX_INTEGER_CLASSES = 20
 TASKS = ("classification", "regression")
 
 
+def _require_series(series, what):
+    """A ValueError for a DataFrame where one column is wanted (pandas' own error is cryptic)."""
+    if hasattr(series, "columns"):
+        raise ValueError(f"{what} takes the target column as a Series (frame['y']), not a DataFrame "
+                         f"of {len(series.columns)} column(s).")
+
+
 def infer_task(series):
     """("classification" or "regression", the reason in words) for a target column.
 
@@ -20,6 +27,7 @@ def infer_task(series):
     classification; other numbers are regression. Numbers with a few text cells among them are a
     ValueError naming the cells: a regression target cannot hold text.
     """
+    _require_series(series, "infer_task")
     name = series.name
     values = series.dropna()
     if values.empty:
@@ -146,6 +154,7 @@ class TargetEncoder:
 
     def fit(self, series):
         """Learn the classes, or the mean and scale, from the target values of the training rows."""
+        _require_series(series, "TargetEncoder.fit")
         self._check_present(series)
         if len(series) == 0:
             raise ValueError(f"Target column {self.name!r} has no values.")
@@ -170,6 +179,7 @@ class TargetEncoder:
     def transform(self, series):
         """int64 class codes, or the standardised float32 values; unknown labels are a ValueError."""
         self._require_fitted()
+        _require_series(series, "TargetEncoder.transform")
         self._check_present(series)
         if self.task == "regression":
             return ((self._values(series) - self.mean) / self.scale).astype(numpy.float32)

@@ -149,6 +149,9 @@ class TabularModel:
             else:
                 self._say(f"Kept the weights of epoch {best_epoch} of {epochs_run}, the one with the lowest "
                           f"val_loss ({stopper.best:.4f}).")
+                if best_epoch == epochs_run:
+                    self._say(f"The last epoch was the best: more epochs may do better "
+                              f"({self._option('epochs', 2 * epochs_run)}, say).")
         self.model, self.preprocessor, self.target_encoder = model, preprocessor, encoder
         self.history = {name: list(values) for name, values in history.history.items()}
         self.feature_names_in_ = list(p.features)
@@ -209,7 +212,7 @@ class TabularModel:
                 warnings.simplefilter("ignore", preprocessing.PreprocessingWarning)
                 preprocessor = preprocessing.TabularPreprocessor().fit(
                     training, features, drop=o["drop"], keep=o["keep"], ids=ids)
-            x_all = preprocessor.transform(frame, warn_truncated=False)
+            x_all = _transform_naming_validation_rows(preprocessor, frame)
             encoder = preprocessing.TargetEncoder(task, name=self.target).fit(training[self.target])
             y_train = encoder.transform(training[self.target])
             x_train = x_all[train_rows]
@@ -292,6 +295,8 @@ class TabularModel:
     def _task(self, series):
         requested = self.options["task"]
         if requested != "auto":
+            if requested == "classification":
+                _warn_if_continuous(series, self._option("task", "regression"))
             return requested, f"as asked with {self._option('task', requested)}"
         task, reason = preprocessing.infer_task(series)
         if task == "classification" and "whole numbers" in reason:
@@ -492,6 +497,35 @@ def load(path, backend=None):
     loaded.scores_ = extra.get("scores")
     loaded.trained_on = dict(stored.get("trained_on") or {})
     return loaded
+
+
+def _transform_naming_validation_rows(preprocessor, frame):
+    """The inputs of every row, in one pass (each column's odd cells reported once); a category
+    unseen in training can only be in the validation rows, and the warning says so."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        x = preprocessor.transform(frame, warn_truncated=False)
+    for warning in caught:
+        message = warning.message
+        if isinstance(message, preprocessing.PreprocessingWarning):
+            message = preprocessing.PreprocessingWarning(
+                str(message).replace("row(s) hold categories not seen in training",
+                                     "validation row(s) hold categories not seen in the training rows"), message.column)
+        warnings.warn(message, stacklevel=3)
+    return x
+
+
+def _warn_if_continuous(series, instead):
+    """A warning when a target forced to classification looks like a measurement: numbers, not all
+    whole, or more than 20 distinct values, so that most classes hold a few rows."""
+    values, bad = preprocessing._cells._parse_numbers(series.dropna())
+    if bad.any() or values.size == 0:
+        return
+    distinct = numpy.unique(values).size
+    if distinct > preprocessing._target.MAX_INTEGER_CLASSES or not numpy.all(values == numpy.round(values)):
+        warnings.warn(f"Target {series.name!r} holds numbers with {distinct:,} distinct values, {values.size / distinct:.1f} "
+                      f"rows per class on average: as classes they say little; {instead} predicts them as numbers.",
+                      UserWarning, stacklevel=4)
 
 
 class _Prepared:
