@@ -241,3 +241,21 @@ def test_a_high_cardinality_column_trains_through_an_embedding_in_little_memory(
     assert kind == "coded" and layer == "CategoryEmbedding" and int(codes) == int(kept) + 2
     assert int(kept) > 20_000  # nothing cut to a top-N: every category seen twice in training keeps its code
     assert int(peak_kib) < 1024 * 1024, f"peak RSS {int(peak_kib) / 1024:.0f} MiB"
+
+
+def test_weight_decay_and_dropout_reach_the_network_from_python_and_the_cli(tmp_path):
+    path = tmp_path / "houses.csv"
+    houses().to_csv(path, index=False)
+    model = TabularModel(target="price", hidden=(16, 8), weight_decay=1e-3, dropout=0.25, epochs=2, seed=2,
+                         verbose=0).fit(path)
+    kinds = [type(layer).__name__ for layer in model.model.layers]
+    assert kinds == ["Dense", "Dropout", "Dense", "Dropout", "Dense"]
+    assert all(layer.rate == 0.25 for layer in model.model.layers if type(layer).__name__ == "Dropout")
+    assert model.model.optimizer.weight_decay == 1e-3
+    run("train", path, "--target", "price", "--hidden", "16,8", "--weight-decay", "1e-3", "--dropout", "0.25",
+        "--epochs", 2, "--seed", 2, "--out", tmp_path / "m.npz")
+    assert_weights_equal(load(tmp_path / "m.npz").model.get_weights(), model.model.get_weights())
+    plain = TabularModel(target="price", hidden=(16, 8), epochs=2, seed=2, verbose=0).fit(path)
+    assert not numpy.array_equal(plain.model.get_weights()[0], model.model.get_weights()[0])
+    with pytest.raises(ValueError, match="dropout must be a fraction"):
+        TabularModel(target="price", dropout=1.0)

@@ -34,13 +34,14 @@ class TabularModel:
 
     def __init__(self, target, task="auto", drop=(), keep=(), hidden=(64, 32), activation="relu",
                  init="he_normal", optimizer="adam", lr=1e-3, epochs="auto", batch_size=32, val_split=0.2,
-                 patience=None, class_weight=None, seed=0, backend=None, verbose=1):
+                 patience=None, class_weight=None, seed=0, backend=None, verbose=1, weight_decay=0.0, dropout=0.0):
         if target is None or (isinstance(target, str) and not target.strip()):
             raise ValueError("target must name the column to predict.")
         self.target = target
         self.options = _options.checked({
             "task": task, "drop": drop, "keep": keep, "hidden": hidden, "activation": activation, "init": init,
-            "optimizer": optimizer, "lr": lr, "epochs": epochs, "batch_size": batch_size, "val_split": val_split,
+            "optimizer": optimizer, "lr": lr, "weight_decay": weight_decay, "dropout": dropout, "epochs": epochs,
+            "batch_size": batch_size, "val_split": val_split,
             "patience": patience, "class_weight": class_weight, "seed": seed, "backend": backend,
             "verbose": verbose})
         self.model = self.preprocessor = self.target_encoder = None
@@ -88,8 +89,10 @@ class TabularModel:
         preprocessor, encoder, task, source = p.preprocessor, p.target_encoder, p.task, p.source
         training, x_train, y_train, held_out, train_weights = p.training, p.x_train, p.y_train, p.held_out, p.weights
         validation_rows = 0 if held_out is None else len(held_out[1])
-        model = build_network(preprocessor, encoder, o["hidden"], o["activation"], o["init"], o["seed"], backend)
-        model.compile(optimizer=type(optimizers.get(o["optimizer"]))(learning_rate=o["lr"]), loss=encoder.loss,
+        model = build_network(preprocessor, encoder, o["hidden"], o["activation"], o["init"], o["seed"], backend,
+                              dropout=o["dropout"])
+        optimizer = type(optimizers.get(o["optimizer"]))(learning_rate=o["lr"], weight_decay=o["weight_decay"])
+        model.compile(optimizer=optimizer, loss=encoder.loss,
                       metrics=["accuracy"] if task == "classification" else ["mae", "rmse", "r2"])
         epochs = o["epochs"]
         note = ""
@@ -102,7 +105,7 @@ class TabularModel:
         stopper = None if held_out is None else callbacks.EarlyStopping(
             monitor="val_loss", patience=epochs if o["patience"] is None else o["patience"],
             restore_best_weights=True)
-        self._say(f"Network: {describe_network(model, preprocessor, encoder, o['hidden'], o['activation'], o['init'])}.")
+        self._say(f"Network: {describe_network(model, preprocessor, encoder, o['hidden'], o['activation'], o['init'], o['dropout'])}.")
         if stopper is None:
             keeping = "; no validation rows, so the model keeps the last epoch's weights"
         elif o["patience"] is None:
@@ -111,7 +114,8 @@ class TabularModel:
             keeping = (f"; stop after {o['patience']} epochs without a better val_loss and keep the best "
                        "epoch's weights")
         weighting = "" if train_weights is None else ", weighted rows"
-        self._say(f"Training: {o['optimizer']} lr {o['lr']:g}, batch {o['batch_size']}, "
+        decay = f" weight decay {o['weight_decay']:g}," if o["weight_decay"] else ""
+        self._say(f"Training: {o['optimizer']} lr {o['lr']:g},{decay} batch {o['batch_size']}, "
                   f"{_count(epochs, 'epoch')}{note}{weighting}{keeping}.")
         self._say(f"Backend: {model.backend.describe()}.")
         if task == "regression":

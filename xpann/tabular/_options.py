@@ -7,7 +7,8 @@ from .. import activations, initializers, optimizers
 
 TASKS = ("auto", "classification", "regression")
 DEFAULTS = {"task": "auto", "drop": (), "keep": (), "hidden": (64, 32), "activation": "relu", "init": "he_normal",
-            "optimizer": "adam", "lr": 1e-3, "epochs": "auto", "batch_size": 32, "val_split": 0.2,
+            "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "dropout": 0.0, "epochs": "auto", "batch_size": 32,
+            "val_split": 0.2,
             "patience": None, "class_weight": None, "seed": 0, "backend": None, "verbose": 1}
 DEFAULT_EPOCHS = 20
 SMALL_DATA_STEPS = 500  # with epochs="auto", small data sets get epochs enough for this many steps...
@@ -66,6 +67,14 @@ def checked(options):
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr must be a finite number > 0 (e.g. 0.001), got {lr!r}.")
     o["lr"] = float(lr)
+    decay = o["weight_decay"]
+    if isinstance(decay, bool) or not isinstance(decay, numbers.Real) or not (math.isfinite(decay) and decay >= 0):
+        raise ValueError(f"weight_decay must be a finite number >= 0 (e.g. 1e-4), got {decay!r}.")
+    o["weight_decay"] = float(decay)
+    rate = o["dropout"]
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
+        raise ValueError(f"dropout must be a fraction in [0, 1) (0 for none), got {rate!r}.")
+    o["dropout"] = float(rate)
     if o["epochs"] != "auto":
         o["epochs"] = _whole("epochs", o["epochs"], 1)
     o["batch_size"] = _whole("batch_size", o["batch_size"], 1)
