@@ -12,7 +12,7 @@ from click.testing import CliRunner
 import xpann
 from xpann_cli.main import cli
 
-from cli_runner import run
+from cli_runner import fails, run
 from xpann.backend import backend_status
 
 DATASETS = xpann.datasets.names()
@@ -198,17 +198,17 @@ def test_early_stopping_and_the_plot(tmp_path):
 
 def test_a_missing_matplotlib_is_one_message(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
-    result = run("train", "--dataset", "iris", "--epochs", 1, "--plot", tmp_path / "c.png",
-                 "--out", tmp_path / "m.npz", ok=False)
-    assert "pip install 'xpann[plot]'" in result.output
+    result = fails("train", "--dataset", "iris", "--epochs", 1, "--plot", tmp_path / "c.png",
+                   "--out", tmp_path / "m.npz", culprit=("--plot", "matplotlib"))
+    assert "pip install 'xpann[plot]'" in result.error
     assert not (tmp_path / "m.npz").exists()
 
 
 def test_diverging_training_fails_and_saves_nothing(tmp_path):
     out = tmp_path / "m.npz"
-    result = run("train", "--dataset", "diabetes", "--optimizer", "sgd", "--lr", 100, "--epochs", 5,
-                 "--out", out, ok=False)
-    assert "Training failed" in result.output and "nan" in result.output and "No model was saved" in result.output
+    result = fails("train", "--dataset", "diabetes", "--optimizer", "sgd", "--lr", 100, "--epochs", 5,
+                   "--out", out, culprit=("--lr", "100"))
+    assert "Training failed" in result.error and "nan" in result.error and "No model was saved" in result.error
     assert "Warning: overflow" not in result.output
     assert not out.exists()
 
@@ -226,13 +226,11 @@ def test_info_lists_versions_and_backends():
 
 def test_backend_cupy(tmp_path):
     reason = backend_status()["cupy"]
-    result = CliRunner().invoke(cli, ["train", "--dataset", "iris", "--epochs", 2, "--backend", "cupy",
-                                      "--out", str(tmp_path / "m.npz")])
+    arguments = ["train", "--dataset", "iris", "--epochs", 2, "--backend", "cupy", "--out", tmp_path / "m.npz"]
     if reason is None:  # a working GPU: the same command trains there
-        assert result.exit_code == 0, result.output
-        assert "cupy" in result.output
+        assert "cupy" in run(*arguments).output
         return
-    assert result.exit_code == 1
+    result = fails(*arguments, culprit="cupy")
     assert result.output.strip() == f"Error: {reason}"
     assert "pip install" in result.output and not (tmp_path / "m.npz").exists()
 
@@ -244,7 +242,8 @@ def test_evaluate_names_the_column_given_and_warns_about_training_rows(iris_mode
     frame = pandas.read_csv(xpann.datasets.csv_path("iris")).rename(columns={TARGET: "truth"})
     frame.loc[frame.index[:3], "truth"] = "daisy"
     frame.to_csv(tmp_path / "renamed.csv", index=False)
-    result = run("evaluate", iris_model, tmp_path / "renamed.csv", "--target", "truth", ok=False)
+    result = fails("evaluate", iris_model, tmp_path / "renamed.csv", "--target", "truth",
+                   culprit=(tmp_path / "renamed.csv", "'truth'", "'daisy'"))
     assert "Warning: scoring the model's predictions of 'target' against the column 'truth'" in result.output
     assert "Target column 'truth' holds label(s) the model never saw in training: 'daisy' in 3 of 150 rows " \
            "(lines 2, 3, 4)" in result.output

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 import xpann
 from xpann_cli.main import cli
 
-from cli_runner import run
+from cli_runner import fails, run
 
 
 def houses(n=200, seed=0):
@@ -63,12 +63,13 @@ def test_keep_and_drop_options(folder, tmp_path):
     kept = run("train", folder / "houses.csv", "--target", "price", "--keep", "id", "--drop", "sqft,heating",
                "--epochs", 1, "--out", tmp_path / "m.npz").output
     assert "Dropped column 'id'" not in kept and "Dropped column 'sqft': dropped on request" in kept
-    assert "--drop: Column 'sqftt' is not in the data" in run(
-        "train", folder / "houses.csv", "--target", "price", "--drop", "sqftt", ok=False).output
-    assert "'price' is the target column" in run(
-        "train", folder / "houses.csv", "--target", "price", "--drop", "price", ok=False).output
-    assert "both --drop and --keep" in run(
-        "train", folder / "houses.csv", "--target", "price", "--drop", "id", "--keep", "id", ok=False).output
+    assert "--drop: Column 'sqftt' is not in the data" in fails(
+        "train", folder / "houses.csv", "--target", "price", "--drop", "sqftt", culprit="'sqftt'").error
+    assert "'price' is the target column" in fails(
+        "train", folder / "houses.csv", "--target", "price", "--drop", "price", culprit=("--drop", "'price'")).error
+    assert "both --drop and --keep" in fails(
+        "train", folder / "houses.csv", "--target", "price", "--drop", "id", "--keep", "id", culprit="'id'",
+        exit_code=2).error
 
 
 def test_none_na_and_null_are_categories_and_only_empty_cells_are_missing(price_model, folder):
@@ -147,13 +148,14 @@ def test_a_stray_word_in_a_number_column_is_missing_with_a_warning(folder, tmp_p
 ])
 def test_a_target_that_is_not_quite_numeric_gets_the_real_reason(change, message, tmp_path):
     change(houses()).to_csv(tmp_path / "odd.csv", index=False)
-    output = run("train", tmp_path / "odd.csv", "--target", "price", "--epochs", 1, "--out", tmp_path / "m.npz",
-                 ok=False).output
+    output = fails("train", tmp_path / "odd.csv", "--target", "price", "--epochs", 1, "--out", tmp_path / "m.npz",
+                   culprit=(tmp_path / "odd.csv", "'price'")).error
     assert message in output and "validation fraction" not in output
 
 
 def test_classification_of_distinct_numbers_says_use_regression(folder):
-    output = run("train", folder / "houses.csv", "--target", "price", "--task", "classification", ok=False).output
+    output = fails("train", folder / "houses.csv", "--target", "price", "--task", "classification",
+                   culprit=(folder / "houses.csv", "'price'")).error
     assert "'price' has 200 distinct values in 200 rows; classification needs repeated labels" in output
     assert "use --task regression" in output
 
@@ -163,8 +165,9 @@ def test_a_value_too_large_for_float32_names_file_column_and_line(where, tmp_pat
     frame = houses().astype({"sqft": object, "price": object})
     frame.loc[3, "sqft" if where == "feature" else "price"] = "1e300"
     frame.to_csv(tmp_path / "huge.csv", index=False)
-    output = run("train", tmp_path / "huge.csv", "--target", "price", "--out", tmp_path / "m.npz", ok=False).output
     column = "sqft" if where == "feature" else "price"
+    output = fails("train", tmp_path / "huge.csv", "--target", "price", "--out", tmp_path / "m.npz",
+                   culprit=(tmp_path / "huge.csv", f"'{column}'", "1e300")).error
     assert f"huge.csv: Value 1e300 in column '{column}' (line 5) is too large for float32" in output
 
 
@@ -173,7 +176,7 @@ def test_a_huge_value_at_predict_time(price_model, tmp_path):
     new = houses(5, seed=2).astype({"sqft": object})
     new.loc[2, "sqft"] = "-1e300"
     new.to_csv(tmp_path / "huge.csv", index=False)
-    output = run("predict", model, tmp_path / "huge.csv", ok=False).output
+    output = fails("predict", model, tmp_path / "huge.csv", culprit=(tmp_path / "huge.csv", "'sqft'", "-1e300")).error
     assert "huge.csv: Value -1e300 in column 'sqft' (line 4) is too large for float32" in output
 
 
