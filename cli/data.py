@@ -90,9 +90,10 @@ def check_writable(path, what="file"):
 
 
 def is_model_file(path):
-    """True when ``path`` is an .npz archive holding an xpann model config."""
+    """True when ``path`` is a file: an .npz archive holding an xpann model config (a device or a
+    pipe is none, and is never read to find out)."""
     try:
-        if not zipfile.is_zipfile(path):
+        if not stat.S_ISREG(os.stat(path).st_mode) or not zipfile.is_zipfile(path):
             return False
         with zipfile.ZipFile(path) as archive:
             return "config.npy" in archive.namelist()
@@ -129,15 +130,33 @@ def check_output(path, inputs, what, option="--out"):
 
 @contextlib.contextmanager
 def output_stream(path):
-    """A text stream to ``path``: a file is replaced atomically; a device or pipe that exists
-    (/dev/stdout, a named pipe) is written as it is, never replaced by a file."""
+    """A text stream to ``path``: a file is replaced atomically; standard output (/dev/stdout, even
+    redirected to a file) is written through ``sys.stdout``; another device or pipe (a named pipe)
+    is written as it is, never replaced by a file. A write that fails names ``path``."""
     path = os.fspath(path)
-    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
-        with open(path, "w", encoding="utf-8", newline="") as stream:
-            yield stream
-        return
-    with atomic_write(path, text=True) as stream:
-        yield stream
+    try:
+        if is_standard_output(path):
+            yield sys.stdout
+            sys.stdout.flush()
+        elif os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+            with open(path, "w", encoding="utf-8", newline="") as stream:
+                yield stream
+        else:
+            with atomic_write(path, text=True) as stream:
+                yield stream
+    except OSError as error:
+        if isinstance(error, BrokenPipeError):
+            raise
+        raise ValueError(f"Cannot write {path}: {error.strerror or error}.") from None
+
+
+def is_standard_output(path):
+    """True when ``path`` is this process's standard output (/dev/stdout, or the file it is
+    redirected to): written through ``sys.stdout``, whose position a reopen would not share."""
+    try:
+        return os.path.samefile(path, "/dev/stdout")
+    except (OSError, ValueError):
+        return False
 
 
 def quiet_stdout():

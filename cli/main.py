@@ -41,8 +41,9 @@ class FriendlyGroup(click.Group):
         except Exception as error:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
+            detail = str(error) or ("out of memory" if isinstance(error, MemoryError) else "no message")
             raise click.ClickException(
-                f"unexpected {type(error).__name__}: {error} (run with xpann --debug ... for the traceback)"
+                f"unexpected {type(error).__name__}: {detail} (run with xpann --debug ... for the traceback)"
             ) from None
 
 

@@ -42,8 +42,8 @@ def predict(model_file, data_file, dataset, out, backend):
         added["prediction"] = [float(f"{value:.7g}") for value in added["prediction"]]
     rows = rows.drop(columns=replaced).assign(**{name: added[name].to_numpy() for name in added.columns})
     data.write_csv(rows, out)
-    if out is not None:
-        click.echo(f"Wrote {len(rows):,} predictions ({describe(pipeline)}) to {out}.")
+    if out is not None:  # on standard error when the predictions went to standard output
+        click.echo(f"Wrote {len(rows):,} predictions ({describe(pipeline)}) to {out}.", err=data.is_standard_output(out))
 
 
 def describe(pipeline):

@@ -326,10 +326,6 @@ def test_out_never_overwrites_the_inputs(files, tmp_path):
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full") or sys.platform != "linux", reason="needs Linux's /dev/full")
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="cli/data.py is_model_file() reads an existing --out to its end to see whether it is a "
-                          "model; /dev/full never ends, so the check runs out of memory and the Error: line is "
-                          "'unexpected MemoryError', naming neither --out nor /dev/full")
 def test_an_endless_device_as_out_is_one_message_naming_it(files, tmp_path):
     folder, model = files
     capped = "import resource; resource.setrlimit(resource.RLIMIT_AS, (1536 << 20, 1536 << 20))\n"  # 1.5 GiB

@@ -133,3 +133,15 @@ def test_evaluate_json_names_standard_input_as_such(tmp_path):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["rows"] == 150
     assert "Warning: standard input is the file the model was trained on" in done.stderr
+
+
+def test_predictions_to_dev_stdout_redirected_to_a_file_all_arrive(tmp_path):
+    model = tmp_path / "m.npz"
+    run("train", "--dataset", "iris", "--epochs", 1, "--out", model)
+    with open(tmp_path / "out.csv", "w") as stream:
+        done = subprocess.run([*XPANN, "predict", str(model), IRIS, "--out", "/dev/stdout"], stdout=stream,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = (tmp_path / "out.csv").read_text().splitlines()
+    assert len(lines) == 151 and lines[0].startswith("sepal_length_cm,") and "prediction" in lines[0]
+    assert "Wrote 150 predictions" in done.stderr

@@ -110,11 +110,24 @@ def test_class_weight_equals_the_matching_sample_weight():
 
 def test_a_zero_weight_sample_does_not_move_the_weights():
     x, y = blobs(rows=8)
-    model = classifier()
-    start = model.get_weights()
-    model.train_on_batch(x, y, sample_weight=numpy.zeros(8))
-    for got, want in zip(model.get_weights(), start):
+    weights = numpy.array([1.0, 2.0, 1.0, 0.5, 0.0, 0.0, 0.0, 0.0])
+    changed_x, changed_y = x.copy(), y.copy()
+    changed_x[4:] = -changed_x[4:]  # what the zero-weight samples hold cannot matter
+    changed_y[4:] = (changed_y[4:] + 1) % 3
+    first, second = classifier(), classifier()
+    first.train_on_batch(x, y, sample_weight=weights)
+    second.train_on_batch(changed_x, changed_y, sample_weight=weights)
+    for got, want in zip(first.get_weights(), second.get_weights()):
         numpy.testing.assert_array_equal(got, want)
+
+
+def test_all_zero_or_overflowing_weights_are_refused():
+    x, y = blobs(rows=8)
+    model = classifier()
+    with pytest.raises(ValueError, match="Every sample_weight is 0"):
+        model.train_on_batch(x, y, sample_weight=numpy.zeros(8))
+    with pytest.raises(ValueError, match=f"too large for {model.dtype} once multiplied"):
+        model.fit(x, y, sample_weight=numpy.full(8, 1e303 if model.dtype == "float64" else 1e300), verbose=0)
 
 
 def test_evaluate_weights_the_loss():

@@ -26,7 +26,17 @@ def sample_weights(backend, sample_weight, class_weight, y, loss, outputs, dtype
         classes = _classes(backend, y, loss)
         factors = backend.to_numpy(backend.asarray(table)[classes])
         weights = factors if weights is None else weights * factors
+    largest = float(host_array(weights).max())
+    if largest * rows > FLOAT_MAX[str(dtype)] / LOSS_HEADROOM:
+        raise ValueError(f"{what} holds a weight of {largest:g}, too large for {dtype} once multiplied by the "
+                         "losses and summed; rescale the weights (only their ratios matter).")
+    if largest == 0:
+        raise ValueError(f"Every {what} is 0 (with the class weights): there is nothing to learn from.")
     return backend.asarray(weights, dtype=dtype)
+
+
+FLOAT_MAX = {"float32": 3.4028234663852886e38, "float64": 1.7976931348623157e308}
+LOSS_HEADROOM = 1e6  # per-sample losses up to a million stay finite once weighted and summed
 
 
 def _class_table(class_weight, outputs):

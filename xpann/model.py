@@ -146,8 +146,24 @@ class Sequential:
 
     def layer_names(self):
         """A unique name per layer: its own, or its class name in snake case and its position
-        (dense_1, dropout_2, batch_normalization_3...)."""
-        return [layer.name or f"{_snake_case(type(layer).__name__)}_{i + 1}" for i, layer in enumerate(self.layers)]
+        (dense_1, dropout_2, batch_normalization_3...), with a further _2, _3 where that is a
+        name given to another layer. Two layers given the same name are a ValueError."""
+        given = [layer.name for layer in self.layers if layer.name]
+        repeated = sorted({name for name in given if given.count(name) > 1})
+        if repeated:
+            raise ValueError(f"Layer names must differ: {', '.join(map(repr, repeated))} is given to more than one "
+                             "layer.")
+        taken, names = set(given), []
+        for i, layer in enumerate(self.layers):
+            name = layer.name
+            if not name:
+                base = name = f"{_snake_case(type(layer).__name__)}_{i + 1}"
+                suffix = 2
+                while name in taken:
+                    name, suffix = f"{base}_{suffix}", suffix + 1
+                taken.add(name)
+            names.append(name)
+        return names
 
     def named_weights(self):
         """``{"dense_1/kernel": array, "dense_1/bias": array, ...}``: every tensor (trainable or

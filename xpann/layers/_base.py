@@ -6,6 +6,8 @@ the layer's parameters into ``node.grads`` (views of the model's flat gradient b
 dL/dx, or None where ``node.need_input_grad`` is False. Inference returns ``(y, None)``.
 """
 
+MAX_NAME_LENGTH = 128  # a layer's name is part of every tensor's name in the model file
+
 
 class Layer:
     """Base class. A layer belongs to one model (``model``) and is built for an input width."""
@@ -22,8 +24,12 @@ class Layer:
     """True when training normalises by statistics over the batch (BatchNormalization)."""
 
     def __init__(self, name=None):
-        if name is not None and not isinstance(name, str):
-            raise ValueError(f"name must be a string, got {name!r}.")
+        if name is not None:
+            if not isinstance(name, str):
+                raise ValueError(f"name must be a string, got {name!r}.")
+            if not name or len(name) > MAX_NAME_LENGTH or not name.isprintable() or "/" in name or name != name.strip():
+                raise ValueError(f"A layer name must be 1 to {MAX_NAME_LENGTH} printable characters without '/' or "
+                                 f"surrounding spaces, got {name!r}.")
         self.name = name
         self.model = None
         self.input_dim = None

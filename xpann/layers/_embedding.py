@@ -42,6 +42,10 @@ class CategoryEmbedding(Layer):
 
     def prepare(self, node):
         xp = node.xp
+        exact = 2 ** (24 if str(node.dtype) == "float32" else 53)  # whole numbers a float holds exactly
+        if max(self.input_dims) > exact:
+            raise ValueError(f"CategoryEmbedding: input_dims up to {exact:,} in {node.dtype}, whose codes are exact "
+                             f"only that far, got {max(self.input_dims):,}; build the model with dtype='float64'.")
         node.numeric_index = xp.asarray(self.numeric_columns, dtype="int64")
         node.code_index = xp.asarray(self.columns, dtype="int64")
         node.code_limits = xp.asarray(self.input_dims, dtype=node.dtype)

@@ -18,6 +18,11 @@ class _Normalization(Layer):
     def _scale_shift(self, node, xhat):
         return xhat * node.params["gamma"] + node.params["beta"]
 
+    def prepare(self, node):
+        if not node.xp.asarray(self.epsilon, dtype=node.dtype) > 0:
+            raise ValueError(f"{type(self).__name__}: epsilon={self.epsilon:g} is 0 in {node.dtype} (it would divide "
+                             "a constant feature by 0); give a larger epsilon, such as 1e-5.")
+
     def _parameter_gradients(self, node, dy, xhat):
         """dL/dgamma = sum_i dy * xhat, dL/dbeta = sum_i dy, written into the node's gradients."""
         xp = node.xp

@@ -19,25 +19,44 @@ def in_target_units(results, encoder):
     return scaled
 
 
+MAX_LISTED_CLASSES = 50  # per-class rows beyond these (by support) are summed into one
+MAX_MATRIX_CLASSES = 30  # confusion-matrix rows and columns beyond these (by support) likewise
+OTHER = "(other classes)"
+
+
 def classification_details(codes, probabilities, classes):
-    """Accuracy, per-class precision = TP / predicted, recall = TP / actual, support, and the
-    confusion matrix ``matrix[true][predicted]``."""
+    """Accuracy, per-class precision = TP / predicted, recall = TP / actual and support, and the
+    confusion matrix ``matrix[true][predicted]``; with many classes, the most frequent ones (by
+    support) and one "(other classes)" entry for the rest, so memory stays O(rows + classes)."""
+    codes = numpy.asarray(codes)
     predicted = numpy.asarray(probabilities).argmax(axis=1)
     k = len(classes)
-    matrix = numpy.zeros((k, k), dtype=numpy.int64)
-    numpy.add.at(matrix, (numpy.asarray(codes), predicted), 1)
-    per_class = []
-    for i, label in enumerate(classes):
-        predicted_i, actual_i, correct = matrix[:, i].sum(), matrix[i].sum(), matrix[i, i]
-        per_class.append({
-            "class": label,
-            "precision": float(correct / predicted_i) if predicted_i else None,
-            "recall": float(correct / actual_i) if actual_i else None,
-            "support": int(actual_i),
-        })
+    hits = codes == predicted
+    actual = numpy.bincount(codes, minlength=k)
+    guessed = numpy.bincount(predicted, minlength=k)
+    correct = numpy.bincount(codes[hits], minlength=k)
+    order = numpy.argsort(-actual, kind="stable")
+    listed = order if k <= MAX_LISTED_CLASSES else order[:MAX_LISTED_CLASSES]
+    per_class = [{"class": classes[i],
+                  "precision": float(correct[i] / guessed[i]) if guessed[i] else None,
+                  "recall": float(correct[i] / actual[i]) if actual[i] else None,
+                  "support": int(actual[i])} for i in (range(k) if k <= MAX_LISTED_CLASSES else listed)]
+    if k > MAX_LISTED_CLASSES:
+        rest = order[MAX_LISTED_CLASSES:]
+        per_class.append({"class": f"{OTHER[:-1]}: {len(rest):,})", "precision": None, "recall": None,
+                          "support": int(actual[rest].sum())})
+    if k <= MAX_MATRIX_CLASSES:
+        shown, labels = numpy.arange(k), list(classes)
+    else:
+        shown = numpy.sort(order[:MAX_MATRIX_CLASSES])
+        labels = [classes[i] for i in shown] + [OTHER]
+    position = numpy.full(k, len(shown), dtype=numpy.int64)
+    position[shown] = numpy.arange(len(shown))
+    size = len(labels)
+    matrix = numpy.bincount(position[codes] * size + position[predicted], minlength=size * size).reshape(size, size)
     return {
-        "accuracy": float(numpy.trace(matrix) / matrix.sum()),
-        "correct": int(numpy.trace(matrix)),
+        "accuracy": float(hits.mean()),
+        "correct": int(hits.sum()),
         "per_class": per_class,
-        "confusion_matrix": {"labels": list(classes), "matrix": matrix.tolist()},
+        "confusion_matrix": {"labels": labels, "matrix": matrix.tolist()},
     }
