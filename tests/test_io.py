@@ -12,7 +12,7 @@ import pytest
 
 import xpann
 import xpann.io
-from conftest import assert_backends_agree
+from conftest import assert_backends_agree, assert_weights_equal
 from xpann.layers import Dense, Dropout
 
 
@@ -32,12 +32,6 @@ def classifier(seed=0, dropout=0.0, optimizer="adam", dtype="float32", backend=N
     model = xpann.Sequential(layers, input_dim=4, seed=seed, dtype=dtype, backend=backend)
     model.compile(optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
-
-
-def assert_weights_equal(a, b):
-    assert len(a) == len(b)
-    for left, right in zip(a, b):
-        numpy.testing.assert_array_equal(left, right)
 
 
 def rewrite_config(source, target, change):
