@@ -153,3 +153,26 @@ def test_importing_xpann_does_not_import_scikit_learn():
     done = subprocess.run([sys.executable, "-c", "import sys, xpann, xpann.tabular; print('sklearn' in sys.modules)"],
                           capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_partial_fit_is_one_epoch_from_where_the_last_left_off():
+    x, y = iris()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        once = MLPClassifier(hidden_layer_sizes=(8,), max_iter=1, shuffle=False, random_state=0).fit(x, y)
+    step = MLPClassifier(hidden_layer_sizes=(8,), shuffle=False, random_state=0).partial_fit(x, y, classes=numpy.unique(y))
+    numpy.testing.assert_array_equal(step.predict_proba(x), once.predict_proba(x))
+    for _ in range(20):
+        for part in range(0, 150, 50):
+            step.partial_fit(x[part:part + 50], y[part:part + 50])
+    assert step.loss_curve_[-1] < step.loss_curve_[0] and len(step.loss_curve_) == 61
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        MLPClassifier().partial_fit(x, y)
+    with pytest.raises(ValueError, match="labels not in classes"):
+        step.partial_fit(x[:2], numpy.array(["setosa", "rose"]))
+    with pytest.raises(ValueError, match="partial_fit does not support early_stopping"):
+        MLPRegressor(early_stopping=True).partial_fit(x[:, :3], x[:, 3])
+    reg = MLPRegressor(hidden_layer_sizes=(8,), batch_size=16, learning_rate_init=0.01, random_state=0)
+    for _ in range(30):
+        reg.partial_fit(x[:, :3], x[:, 3])
+    assert reg.score(x[:, :3], x[:, 3]) > 0.5

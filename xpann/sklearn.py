@@ -196,8 +196,11 @@ class _BaseMLP(BaseEstimator):
         model.compile(optimizer=optimizer, loss=loss)
         return model, int(seed)
 
-    def _train(self, x, y, sample_weight, outputs, output_activation, loss):
-        continuing = self.warm_start and hasattr(self, "model_")
+    def _train(self, x, y, sample_weight, outputs, output_activation, loss, incremental=False):
+        """``max_iter`` epochs under the stopping rule (fit), or one epoch (partial_fit)."""
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True.")
+        continuing = (self.warm_start or incremental) and hasattr(self, "model_")
         self.n_iter_ = 0
         if not continuing:
             self.loss_curve_ = []
@@ -222,9 +225,9 @@ class _BaseMLP(BaseEstimator):
             self.model_, self._seed = self._network(x.shape[1], outputs, output_activation, loss, batch)
         self._converged = False
         rule = _StoppingRule(self, validation)
-        self.model_.fit(x, y, epochs=self.max_iter, batch_size=batch, shuffle=bool(self.shuffle),
+        self.model_.fit(x, y, epochs=1 if incremental else self.max_iter, batch_size=batch, shuffle=bool(self.shuffle),
                         sample_weight=sample_weight, verbose=2 if self.verbose else 0, callbacks=[rule])
-        if not self._converged and self.n_iter_ == self.max_iter:
+        if not incremental and not self._converged and self.n_iter_ == self.max_iter:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the optimization "
                           "hasn't converged yet.", ConvergenceWarning)
         if not all(math.isfinite(v) for v in self.loss_curve_):
@@ -270,27 +273,41 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def fit(self, X, y, sample_weight=None):
         """Train on (X, y); ``sample_weight`` scales each sample's loss. Returns self."""
+        return self._fit(X, y, sample_weight, classes=None, incremental=False)
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch over (X, y), from where the last call left off; the first call needs every
+        class in ``classes`` (and learns the input scaling from its X). Returns self."""
+        if not hasattr(self, "model_") and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        return self._fit(X, y, sample_weight, classes=classes, incremental=True)
+
+    def _fit(self, X, y, sample_weight, classes, incremental):
         self._check_parameters()
-        if not (self.warm_start and hasattr(self, "model_")):
-            x = self._fit_features(X)
-        else:
-            x = self._features(X)
+        continuing = (self.warm_start or incremental) and hasattr(self, "model_")
+        x = self._features(X) if continuing else self._fit_features(X)
         y = column_or_1d(_target_values(y), warn=True)
         if len(y) != x.shape[0]:
             raise ValueError(f"X has {x.shape[0]} samples but y has {len(y)}.")
         check_classification_targets(y)
         if type_of_target(y) not in ("binary", "multiclass"):
             raise ValueError(f"MLPClassifier takes one label per sample (binary or multiclass), got {type_of_target(y)}.")
-        classes, codes = numpy.unique(y, return_inverse=True)
-        if self.warm_start and hasattr(self, "classes_") and not numpy.array_equal(classes, self.classes_):
-            raise ValueError(f"warm_start can only continue with the classes seen before ({self.classes_}).")
-        self.classes_ = classes
-        if len(classes) < 2:
-            raise ValueError(f"The classifier needs samples of at least 2 classes in the data, got 1 class: {classes[0]!r}.")
+        known = numpy.unique(y if classes is None else classes)
+        if continuing and not (incremental and classes is None) and not numpy.array_equal(known, self.classes_):
+            raise ValueError(f"{'partial_fit' if incremental else 'warm_start'} can only continue with the classes "
+                             f"seen before ({self.classes_}), got {known}.")
+        self.classes_ = self.classes_ if continuing else known
+        unknown = ~numpy.isin(y, self.classes_)
+        if unknown.any():
+            raise ValueError(f"y holds labels not in classes ({self.classes_}): {numpy.unique(y[unknown])}.")
+        if len(self.classes_) < 2:
+            raise ValueError(f"The classifier needs samples of at least 2 classes in the data, got 1 class: "
+                             f"{self.classes_[0]!r}.")
+        codes = numpy.searchsorted(self.classes_, y)
         weights = None if sample_weight is None else _check_sample_weight(sample_weight, x, dtype=numpy.float64)
         self.n_outputs_ = 1
-        return self._train(x, codes.astype(numpy.int64), weights, len(classes), "softmax",
-                           "sparse_categorical_crossentropy")
+        return self._train(x, codes.astype(numpy.int64), weights, len(self.classes_), "softmax",
+                           "sparse_categorical_crossentropy", incremental=incremental)
 
     def predict_proba(self, X):
         """Class probabilities, one column per class of ``classes_``."""
@@ -324,8 +341,16 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def fit(self, X, y, sample_weight=None):
         """Train on (X, y); ``sample_weight`` scales each sample's loss. Returns self."""
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y), from where the last call left off; the first call learns the
+        input and target scaling from its rows. Returns self."""
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def _fit(self, X, y, sample_weight, incremental):
         self._check_parameters()
-        continuing = self.warm_start and hasattr(self, "model_")
+        continuing = (self.warm_start or incremental) and hasattr(self, "model_")
         x = self._features(X) if continuing else self._fit_features(X)
         y = numpy.asarray(_target_values(y), dtype=numpy.float64)
         if y.ndim == 2 and y.shape[1] == 1:
@@ -334,16 +359,18 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             raise ValueError(f"y must hold one value (or one row of values) per sample of X, got shape {y.shape}.")
         if not numpy.isfinite(y).all():
             raise ValueError("Input y contains NaN or infinity.")
-        self._single_output = y.ndim == 1
         y2 = y.reshape(len(y), -1)
+        if continuing and y2.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {y2.shape[1]} output(s) but the model was fitted with {self.n_outputs_}.")
         if not continuing:
+            self._single_output = y.ndim == 1
             self._y_mean = y2.mean(axis=0)
             spread = y2.std(axis=0)
             self._y_scale = numpy.where(spread > 0, spread, 1.0)
         self.n_outputs_ = y2.shape[1]
         weights = None if sample_weight is None else _check_sample_weight(sample_weight, x, dtype=numpy.float64)
         target = ((y2 - self._y_mean) / self._y_scale).astype(numpy.float32)
-        return self._train(x, target, weights, y2.shape[1], "linear", "mean_squared_error")
+        return self._train(x, target, weights, y2.shape[1], "linear", "mean_squared_error", incremental=incremental)
 
     def predict(self, X):
         """Predictions in the target's units."""
