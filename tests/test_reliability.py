@@ -145,3 +145,13 @@ def test_predictions_to_dev_stdout_redirected_to_a_file_all_arrive(tmp_path):
     lines = (tmp_path / "out.csv").read_text().splitlines()
     assert len(lines) == 151 and lines[0].startswith("sepal_length_cm,") and "prediction" in lines[0]
     assert "Wrote 150 predictions" in done.stderr
+
+
+def test_an_infinite_target_cell_is_one_error_without_numpy_noise(tmp_path):
+    rng = numpy.random.default_rng(0)
+    rows = ["a,b,y"] + [f"{a:.3f},{b:.3f},{3 * a:.3f}" for a, b in rng.normal(size=(40, 2))]
+    rows[5] = "1.0,2.0,inf"
+    (tmp_path / "inf.csv").write_text("\n".join(rows) + "\n")
+    result = run("train", tmp_path / "inf.csv", "--target", "y", "--out", tmp_path / "m.npz", ok=False)
+    assert "RuntimeWarning" not in result.output and "Warning:" not in result.output
+    assert "Error: " in result.output and "'y' holds an infinite value (line 6)" in result.output

@@ -111,8 +111,9 @@ def _has_currency_sign(value):
 
 
 def _whole(values):
-    """True when every value is a whole number."""
-    return bool(numpy.all(numpy.mod(values, 1) == 0))
+    """True when every value is a whole number (an infinity is not one)."""
+    with numpy.errstate(invalid="ignore"):
+        return bool(numpy.all(numpy.mod(values, 1) == 0))
 
 
 # ----- reading numbers and dates --------------------------------------------------------------
