@@ -78,6 +78,8 @@ def _class_weights(ctx, param, value):
               callback=options.checked_name(xpann.optimizers.get), help="Optimizer name.")
 @click.option("--lr", type=float, default=0.001, show_default=True, callback=options.learning_rate,
               help="Learning rate.")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True,
+              help="cosine: the learning rate falls to 0 along a cosine over the planned steps.")
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="L2 weight decay of the optimizer (torch's weight_decay: added to each gradient).")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
@@ -100,8 +102,8 @@ def _class_weights(ctx, param, value):
                                                          "features: a row's loss counts that many times.")
 @click.option("--class-weight", metavar="balanced|LABEL=W,...", callback=_class_weights,
               help="Weight each class's rows: 'balanced' (n / (classes x class count)) or LABEL=WEIGHT pairs.")
-def train(data_file, target, dataset, task, drop, keep, hidden, activation, initializer, optimizer, lr, weight_decay,
-          dropout, epochs, batch_size, val_split, patience, backend, seed, out, plot, sample_weight, class_weight):
+def train(data_file, target, dataset, task, drop, keep, hidden, activation, initializer, optimizer, lr, lr_schedule,
+          weight_decay, dropout, epochs, batch_size, val_split, patience, backend, seed, out, plot, sample_weight, class_weight):
     """Train a model on DATA.csv (or a bundled data set).
 
     Learns to predict the --target column of DATA.csv, or the target of a bundled --dataset.
@@ -111,13 +113,13 @@ def train(data_file, target, dataset, task, drop, keep, hidden, activation, init
     training rows and saved in the model.
     """
     with data.outliving_the_reader():  # | head must not cost the model: finish and save
-        _train(data_file, target, dataset, task, drop, keep, hidden, activation, initializer, optimizer, lr,
+        _train(data_file, target, dataset, task, drop, keep, hidden, activation, initializer, optimizer, lr, lr_schedule,
                weight_decay, dropout, epochs, batch_size, val_split, patience, backend, seed, out, plot, sample_weight,
                class_weight)
 
 
-def _train(data_file, target, dataset, task, drop, keep, hidden, activation, initializer, optimizer, lr, weight_decay,
-           dropout, epochs, batch_size, val_split, patience, backend, seed, out, plot, sample_weight, class_weight):
+def _train(data_file, target, dataset, task, drop, keep, hidden, activation, initializer, optimizer, lr, lr_schedule,
+           weight_decay, dropout, epochs, batch_size, val_split, patience, backend, seed, out, plot, sample_weight, class_weight):
     if patience is not None and val_split == 0:
         raise click.BadParameter("--patience watches the validation loss; give --val-split > 0.",
                                  param_hint="'--patience'")
@@ -133,7 +135,7 @@ def _train(data_file, target, dataset, task, drop, keep, hidden, activation, ini
         data.check_output(plot, {"training data": path, "model file (--out)": out}, "plot", option="--plot")
     pipeline = CommandLineModel(
         target=target, task=task, drop=drop, keep=keep, hidden=hidden, activation=activation, init=initializer,
-        optimizer=optimizer, lr=lr, weight_decay=weight_decay, dropout=dropout,
+        optimizer=optimizer, lr=lr, lr_schedule=lr_schedule, weight_decay=weight_decay, dropout=dropout,
         epochs="auto" if epochs is None else epochs, batch_size=batch_size,
         val_split=val_split, patience=patience, class_weight=class_weight, seed=seed, backend=backend, verbose=1)
     try:

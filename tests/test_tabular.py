@@ -259,3 +259,19 @@ def test_weight_decay_and_dropout_reach_the_network_from_python_and_the_cli(tmp_
     assert not numpy.array_equal(plain.model.get_weights()[0], model.model.get_weights()[0])
     with pytest.raises(ValueError, match="dropout must be a fraction"):
         TabularModel(target="price", dropout=1.0)
+
+
+def test_a_cosine_schedule_falls_to_zero_over_the_planned_steps_from_python_and_the_cli(tmp_path):
+    path = tmp_path / "houses.csv"
+    houses().to_csv(path, index=False)
+    model = TabularModel(target="price", lr_schedule="cosine", lr=0.01, epochs=3, batch_size=16, seed=1,
+                         verbose=0).fit(path)
+    schedule = model.model.optimizer.learning_rate
+    steps = 3 * -(-96 // 16)  # 96 training rows of 120, 6 batches an epoch
+    assert type(schedule).__name__ == "CosineDecay" and schedule.decay_steps == steps
+    assert schedule(0) == 0.01 and schedule(steps) == 0.0
+    run("train", path, "--target", "price", "--lr-schedule", "cosine", "--lr", "0.01", "--epochs", 3,
+        "--batch-size", 16, "--seed", 1, "--out", tmp_path / "m.npz")
+    assert_weights_equal(load(tmp_path / "m.npz").model.get_weights(), model.model.get_weights())
+    with pytest.raises(ValueError, match="lr_schedule must be one of constant, cosine"):
+        TabularModel(target="price", lr_schedule="linear")

@@ -9,7 +9,7 @@ import warnings
 
 import numpy
 
-from .. import callbacks, optimizers, preprocessing
+from .. import callbacks, optimizers, preprocessing, schedules
 from ..backend import resolve_backend
 from ..errors import TrainingDivergedError, TrainingHealthWarning
 from ..model import load_model
@@ -34,13 +34,15 @@ class TabularModel:
 
     def __init__(self, target, task="auto", drop=(), keep=(), hidden=(64, 32), activation="relu",
                  init="he_normal", optimizer="adam", lr=1e-3, epochs="auto", batch_size=32, val_split=0.2,
-                 patience=None, class_weight=None, seed=0, backend=None, verbose=1, weight_decay=0.0, dropout=0.0):
+                 patience=None, class_weight=None, seed=0, backend=None, verbose=1, weight_decay=0.0, dropout=0.0,
+                 lr_schedule="constant"):
         if target is None or (isinstance(target, str) and not target.strip()):
             raise ValueError("target must name the column to predict.")
         self.target = target
         self.options = _options.checked({
             "task": task, "drop": drop, "keep": keep, "hidden": hidden, "activation": activation, "init": init,
-            "optimizer": optimizer, "lr": lr, "weight_decay": weight_decay, "dropout": dropout, "epochs": epochs,
+            "optimizer": optimizer, "lr": lr, "lr_schedule": lr_schedule, "weight_decay": weight_decay,
+            "dropout": dropout, "epochs": epochs,
             "batch_size": batch_size, "val_split": val_split,
             "patience": patience, "class_weight": class_weight, "seed": seed, "backend": backend,
             "verbose": verbose})
@@ -91,9 +93,6 @@ class TabularModel:
         validation_rows = 0 if held_out is None else len(held_out[1])
         model = build_network(preprocessor, encoder, o["hidden"], o["activation"], o["init"], o["seed"], backend,
                               dropout=o["dropout"])
-        optimizer = type(optimizers.get(o["optimizer"]))(learning_rate=o["lr"], weight_decay=o["weight_decay"])
-        model.compile(optimizer=optimizer, loss=encoder.loss,
-                      metrics=["accuracy"] if task == "classification" else ["mae", "rmse", "r2"])
         epochs = o["epochs"]
         note = ""
         if epochs == "auto":
@@ -101,6 +100,13 @@ class TabularModel:
             if epochs != _options.DEFAULT_EPOCHS:
                 note = (f" (more than {_options.DEFAULT_EPOCHS} for a small data set; "
                         f"{self._option('epochs')} sets it)")
+        rate = o["lr"]
+        if o["lr_schedule"] == "cosine":
+            rate = schedules.CosineDecay(o["lr"], decay_steps=epochs * math.ceil(len(training) / o["batch_size"]))
+            note += ", the learning rate decaying to 0 along a cosine"
+        optimizer = type(optimizers.get(o["optimizer"]))(learning_rate=rate, weight_decay=o["weight_decay"])
+        model.compile(optimizer=optimizer, loss=encoder.loss,
+                      metrics=["accuracy"] if task == "classification" else ["mae", "rmse", "r2"])
         guard = callbacks.TerminateOnNaN()
         stopper = None if held_out is None else callbacks.EarlyStopping(
             monitor="val_loss", patience=epochs if o["patience"] is None else o["patience"],

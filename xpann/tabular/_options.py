@@ -6,8 +6,10 @@ import numbers
 from .. import activations, initializers, optimizers
 
 TASKS = ("auto", "classification", "regression")
+SCHEDULES = ("constant", "cosine")  # cosine: lr * (1 + cos(pi * step / steps)) / 2 over the planned steps
 DEFAULTS = {"task": "auto", "drop": (), "keep": (), "hidden": (64, 32), "activation": "relu", "init": "he_normal",
-            "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "dropout": 0.0, "epochs": "auto", "batch_size": 32,
+            "optimizer": "adam", "lr": 1e-3, "lr_schedule": "constant", "weight_decay": 0.0, "dropout": 0.0,
+            "epochs": "auto", "batch_size": 32,
             "val_split": 0.2,
             "patience": None, "class_weight": None, "seed": 0, "backend": None, "verbose": 1}
 DEFAULT_EPOCHS = 20
@@ -67,6 +69,8 @@ def checked(options):
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr must be a finite number > 0 (e.g. 0.001), got {lr!r}.")
     o["lr"] = float(lr)
+    if o["lr_schedule"] not in SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {', '.join(SCHEDULES)}, got {o['lr_schedule']!r}.")
     decay = o["weight_decay"]
     if isinstance(decay, bool) or not isinstance(decay, numbers.Real) or not (math.isfinite(decay) and decay >= 0):
         raise ValueError(f"weight_decay must be a finite number >= 0 (e.g. 1e-4), got {decay!r}.")
