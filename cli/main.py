@@ -67,20 +67,62 @@ cli.add_command(export)
 
 
 def main():
-    """The command line; under an MPI launcher (``mpiexec -n 4 xpann train ...``) every rank runs the
-    command data-parallel, rank 0 alone prints, and a rank that fails stops them all."""
+    """The command line; under an MPI launcher (``mpiexec -n 4 xpann train ...``) every rank runs
+    ``train`` data-parallel, rank 0 alone prints (its warnings too) and writes files (the model, the
+    --plot curves), and a rank that fails prints the job's one ``Error:`` line and stops them all.
+    Other commands (evaluate, predict...) run on rank 0 alone, as one process; the others exit."""
+    import time
+    import warnings
+
     if not xpann.distributed.launched_by_mpi():
         cli()
         return
+    arguments = sys.argv[1:]
+    command = next((argument for argument in arguments if not argument.startswith("-")), None)
+    if command != "train":
+        rank = xpann.distributed.launcher_rank()
+        if rank is None:  # no launcher variable says: MPI does (the world of xpann stays one process)
+            from mpi4py import MPI
+
+            rank = MPI.COMM_WORLD.Get_rank()
+        if rank == 0:
+            cli()
+        return
     ranks = xpann.distributed.init()
     world = xpann.distributed.world()
+    errors = sys.stderr
     if world.rank:
         sys.stdout = open(os.devnull, "w")
+        if "--debug" not in arguments:  # with --debug every rank shows its traceback
+            sys.stderr = open(os.devnull, "w")
+        warnings.simplefilter("ignore")
+        kept, skip = [], False  # without --plot FILE: rank 0 draws the curves
+        for argument in arguments:
+            if skip:
+                skip = False
+            elif argument == "--plot":
+                skip = True
+            elif not argument.startswith("--plot="):
+                kept.append(argument)
+        arguments = kept
     else:
         click.echo(f"Data-parallel: {ranks} ranks over {world.engine.upper()}; rank 0 prints and writes files.")
+
+    def fail(show):
+        # A failing rank other than 0 waits before it speaks: where rank 0 fails too (the same
+        # missing file, say), rank 0's abort ends the job first and the job shows one Error: line.
+        if world.rank:
+            time.sleep(5.0)
+        show()
+        errors.flush()
+        world.abort("the command failed (the message above says why)")
+
     try:
-        cli()
-    except SystemExit as stop:
-        if stop.code not in (0, None):
-            world.abort("the command failed (its Error: line says why)")
-        raise
+        code = cli.main(args=arguments, prog_name="xpann", standalone_mode=False)
+    except click.ClickException as error:
+        fail(lambda: error.show(file=errors))
+    except click.Abort:
+        fail(lambda: errors.write("Aborted!\n"))
+    else:
+        if isinstance(code, int) and code:  # click's Exit with a code
+            fail(lambda: None)

@@ -1,7 +1,11 @@
 """Run under mpiexec by tests/test_distributed.py: ``python distributed_worker.py SCENARIO OUT.npz``.
 
 Every rank trains the scenario's model data-parallel; rank 0 writes the weights and the history.
-Also importable: ``train(scenario)`` trains the same thing in one process, for the reference."""
+Also importable: ``train(scenario)`` trains the same thing in one process, for the reference.
+Further scenarios: ``short_batches`` (``train_short_batches``: batches that do not divide the rows,
+L2 penalties), ``mismatches`` (one setting differs on rank 1: each refused), ``sleep`` (rank 1
+stays away past XPANN_DIST_TIMEOUT) and ``nccl_fake`` (a world of one over NCCL with a stand-in
+for cupy.cuda.nccl), besides ``raise`` and ``mismatch``."""
 
 import json
 import sys
@@ -42,7 +46,169 @@ def train(name, dtype="float64"):
     return model, history.history
 
 
+SHORT_ROWS = 160  # batches of 53 leave a last batch of 1 row; of 7, one of 6 (fewer rows than 3 ranks x 2)
+
+
+def short_batch_cases():
+    """Item by item: (name, layers, optimizer, batch size, callbacks) trained on 160 rows."""
+    sgd = lambda: xpann.optimizers.SGD(learning_rate=0.1, momentum=0.9)  # noqa: E731
+    adam = lambda: xpann.optimizers.Adam(learning_rate=0.01)  # noqa: E731
+    dense = lambda: [layers.Dense(8, activation="tanh"), layers.Dense(3, activation="softmax")]  # noqa: E731
+    normalized = lambda: [layers.Dense(8, use_bias=False), layers.BatchNormalization(),  # noqa: E731
+                          layers.Activation("relu"), layers.Dropout(0.2), layers.Dense(3, activation="softmax")]
+    l2 = lambda: [layers.Dense(8, activation="tanh", kernel_regularizer=xpann.regularizers.L2(0.5)),  # noqa: E731
+                  layers.Dense(3, activation="softmax", kernel_regularizer=xpann.regularizers.L2(0.5))]
+    watchers = lambda: [xpann.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0),  # noqa: E731
+                        xpann.callbacks.EarlyStopping(monitor="val_loss", patience=1)]
+    return [("sgd_53", dense, sgd, 53, list), ("sgd_7", dense, sgd, 7, list),
+            ("adam_53", normalized, adam, 53, list), ("adam_7", normalized, adam, 7, list),
+            ("l2_53", l2, adam, 53, watchers), ("l2_7", l2, sgd, 7, watchers)]
+
+
+class Seen(xpann.callbacks.Callback):
+    """The logs each epoch's callbacks saw, on this rank."""
+
+    def __init__(self):
+        self.logs = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.logs.append(dict(logs))
+
+
+def train_short_batches():
+    """{case: (model, history, logs seen by a callback)} for every short-batch case, in this world."""
+    x, y = data(SHORT_ROWS)
+    validation = data(40, seed=1)
+    results = {}
+    for name, make_layers, make_optimizer, batch_size, make_callbacks in short_batch_cases():
+        model = xpann.Sequential(make_layers(), input_dim=6, seed=3, dtype="float64")
+        model.compile(optimizer=make_optimizer(), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        seen = Seen()
+        history = model.fit(x, y, epochs=3, batch_size=batch_size, validation_data=validation, verbose=0,
+                            callbacks=[*make_callbacks(), seen])
+        results[name] = (model, history.history, seen.logs)
+    return results
+
+
+def mismatch_cases(rank):
+    """(case, a function that trains with one setting differing on rank 1)."""
+    x, y = data()
+    other = rank == 1
+
+    def fit(layer_list, metrics=None, **options):
+        model = xpann.Sequential(layer_list, input_dim=6, seed=0, dtype="float64")
+        model.compile("sgd", "sparse_categorical_crossentropy", metrics=metrics)
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0, **options)
+
+    dense = lambda **k: [layers.Dense(4, **k), layers.Dense(3, activation="softmax")]  # noqa: E731
+    return [
+        ("activation", lambda: fit(dense(activation="tanh" if other else "relu"))),
+        ("dropout", lambda: fit([layers.Dense(4), layers.Dropout(0.3 if other else 0.2),
+                                 layers.Dense(3, activation="softmax")])),
+        ("batch_normalization", lambda: fit([layers.Dense(4), layers.BatchNormalization(momentum=0.2 if other else 0.1),
+                                             layers.Dense(3, activation="softmax")])),
+        ("regularizer", lambda: fit(dense(kernel_regularizer=xpann.regularizers.L2(0.1) if other else None))),
+        ("validation", lambda: fit(dense(), validation_data=data(10, seed=2 if other else 1))),
+        ("initial_epoch", lambda: fit(dense(), initial_epoch=1 if other else 0)),
+        ("metrics", lambda: fit(dense(), metrics=["accuracy"] if other else None)),
+        ("callbacks", lambda: fit(dense(), callbacks=[xpann.callbacks.EarlyStopping(monitor="loss",
+                                                                                  patience=2 if other else 1)])),
+        ("check_same", lambda: xpann.distributed.check_same("preprocessing", {"columns": [
+            {"name": "a", "mean": 0.5 + other}]})),
+    ]
+
+
+class FakeDeviceArray:
+    """What NCCL's all-reduce reads of a CuPy array: its device pointer, size and dtype."""
+
+    def __init__(self, size, dtype, pointer):
+        self.size, self.dtype = size, numpy.dtype(dtype)
+        self.data = type("Memory", (), {"ptr": pointer})()
+
+
+def install_fake_cupy(devices=2):
+    """Modules standing in for ``cupy`` and ``cupy.cuda.nccl`` (in sys.modules), recording every
+    call into the returned list: the device chosen, the unique id, the communicator, each all-reduce."""
+    import types
+
+    calls = []
+    cupy, cuda, nccl, runtime = (types.ModuleType(name) for name in ("cupy", "cupy.cuda", "cupy.cuda.nccl",
+                                                                      "cupy.cuda.runtime"))
+
+    class Device:
+        def __init__(self, index):
+            self.index = index
+
+        def use(self):
+            calls.append(["Device.use", self.index])
+
+    class Communicator:
+        def __init__(self, size, unique_id, rank):
+            calls.append(["NcclCommunicator", size, unique_id, rank])
+
+        def allReduce(self, send, receive, count, kind, op, stream):  # noqa: N802 (cupy's name)
+            calls.append(["allReduce", send, receive, count, kind, op, stream])
+
+    runtime.getDeviceCount = lambda: devices
+    cuda.Device, cuda.runtime, cuda.nccl = Device, runtime, nccl
+    cuda.get_current_stream = lambda: type("Stream", (), {"ptr": 77})()
+    nccl.get_unique_id = lambda: (calls.append(["get_unique_id"]), "the-unique-id")[1]
+    nccl.NcclCommunicator = Communicator
+    nccl.NCCL_FLOAT32, nccl.NCCL_FLOAT64, nccl.NCCL_INT64, nccl.NCCL_SUM = 7, 8, 4, 0
+    cupy.cuda = cuda
+    sys.modules.update({"cupy": cupy, "cupy.cuda": cuda, "cupy.cuda.nccl": nccl, "cupy.cuda.runtime": runtime})
+    return calls
+
+
 def main(name, out, dtype):
+    if name == "short_batches":  # items: every batch split over 1-3 ranks; the penalty counted once
+        xpann.distributed.init()
+        results = train_short_batches()
+        for _, history, seen in results.values():  # every callback saw what History recorded
+            assert [logs["loss"] for logs in seen] == history["loss"], (seen, history)
+        if xpann.distributed.is_main():
+            arrays = {f"{case}/{i}": weight for case, (model, _, _) in results.items()
+                      for i, weight in enumerate(model.get_weights())}
+            numpy.savez(out, **arrays, history=json.dumps({case: h for case, (_, h, _) in results.items()}))
+        return
+    if name == "mismatches":  # each case refused on every rank before training, naming what differs
+        xpann.distributed.init()
+        messages = {}
+        for case, run in mismatch_cases(xpann.distributed.rank()):
+            try:
+                run()
+                messages[case] = None
+            except ValueError as error:
+                messages[case] = str(error)
+        if xpann.distributed.is_main():
+            with open(out, "w") as file:
+                json.dump(messages, file)
+        return
+    if name == "sleep":  # rank 1 stays away past XPANN_DIST_TIMEOUT: the job ends, naming it
+        xpann.distributed.init()
+        x, y = data()
+        model = xpann.Sequential([layers.Dense(3, activation="softmax")], input_dim=6, seed=0)
+        model.compile("sgd", "sparse_categorical_crossentropy")
+
+        class Sleep(xpann.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if xpann.distributed.rank() == 1:
+                    import time
+
+                    time.sleep(40)
+
+        model.fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=[Sleep()])
+        return
+    if name == "nccl_fake":  # a world of one over NCCL, with a stand-in for cupy.cuda.nccl
+        calls = install_fake_cupy()
+        assert xpann.distributed.init("nccl") == 1
+        world = xpann.distributed.world()
+        array = FakeDeviceArray(12, "float32", 1000)
+        assert world.allreduce(array, None, what="the gradient all-reduce") is array
+        world.allreduce(FakeDeviceArray(5, "float64", 2000))
+        with open(out, "w") as file:
+            json.dump({"engine": world.engine, "size": world.size, "rank": world.rank, "calls": calls}, file)
+        return
     if name == "raise":
         world = xpann.distributed.init()
         x, y = data()

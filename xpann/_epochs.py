@@ -10,7 +10,8 @@ class EpochIterator:
 
     With ``shard=(rank, ranks)`` (data-parallel training) every rank draws the same order and gets
     its contiguous share of each global batch; ``current`` tells which (first row, rows, global
-    rows). A last global batch with fewer rows than ranks is left out of the epoch on every rank.
+    rows). Every batch is split, however short: in one of fewer rows than ranks the last ranks get
+    no rows (and still join the step's collectives).
     """
 
     def __init__(self, backend, x, y, weights, batch_size, shuffle, rng, shard=None):
@@ -21,8 +22,6 @@ class EpochIterator:
         self.rng = rng
         self.rank, self.ranks = shard or (0, 1)
         self.rows = x.shape[0]
-        if self.ranks > 1 and self.rows % batch_size and self.rows % batch_size < self.ranks:
-            self.rows -= self.rows % batch_size
         self.steps = math.ceil(self.rows / batch_size)
         self.current = None
         if self.shuffle:

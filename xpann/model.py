@@ -17,7 +17,7 @@ from ._checks import float_dtype, fraction, positive_int
 from ._epochs import EpochIterator
 from .backend import host_array, host_generator, resolve_backend
 from .backend._registry import BACKEND_NAMES
-from .distributed._training import DataParallel
+from .distributed._training import DataParallel, describe_callbacks
 from .plan import StepPlan
 
 EVALUATION_BATCH = 8192
@@ -308,7 +308,8 @@ class Sequential:
         world = distributed.world()
         parallel = None
         if world.size > 1:
-            parallel = self._data_parallel(world, x, y, weights, batch_size, epochs, shuffle)
+            parallel = self._data_parallel(world, x, y, weights, batch_size, epochs, shuffle, initial_epoch,
+                                           validation, callbacks)
             verbose = verbose if world.rank == 0 else 0
         batches = EpochIterator(self._backend, x, y, weights, batch_size, shuffle, self._rng,
                                 shard=None if parallel is None else (world.rank, world.size))
@@ -348,17 +349,29 @@ class Sequential:
             callback_list.on_train_end()
         return self.history
 
-    def _data_parallel(self, world, x, y, weights, batch_size, epochs, shuffle):
-        """The data-parallel set-up, after checking that every rank trains alike."""
-        if batch_size < world.size:
+    def _data_parallel(self, world, x, y, weights, batch_size, epochs, shuffle, initial_epoch=0, validation=None,
+                       callbacks=None):
+        """The data-parallel set-up, after checking that every rank trains alike: the model's
+        configuration, compile and fit settings, callbacks, data and initial weights (a rank that
+        differed would train otherwise, or wait in a collective the others never enter)."""
+        if batch_size < world.size:  # every rank's first batch of an epoch has rows (r2 shifts by its mean)
             raise ValueError(f"batch_size ({batch_size}) is the global batch in data-parallel training and "
                              f"must be at least the number of ranks ({world.size}).")
         parallel = DataParallel(world, self._plan, self._backend)
-        parallel.check_alike(data_shape=(tuple(x.shape), tuple(y.shape)), seed=self.seed, batch_size=batch_size,
-                             epochs=epochs, shuffle=bool(shuffle), data=(parallel.fingerprint(x), parallel.fingerprint(y),
-                             None if weights is None else parallel.fingerprint(weights)),
-                             weights=parallel.fingerprint(self._parameters.data),
-                             optimizer=optimizers.serialize(self.optimizer), loss=losses.serialize(self.loss))
+        print_ = parallel.fingerprint
+        model = {key: value for key, value in self.get_config().items() if key != "seed"}
+        parallel.check_alike(
+            data_shape=[list(x.shape), list(y.shape)], seed=self.seed, model=model, loss=losses.serialize(self.loss),
+            metrics=list(self.metric_names), optimizer=optimizers.serialize(self.optimizer), batch_size=batch_size,
+            epochs=epochs, initial_epoch=initial_epoch, shuffle=bool(shuffle), backend=self._backend.name,
+            data={"x checksum": print_(x), "y checksum": print_(y),
+                  "sample weights checksum": None if weights is None else print_(weights)},
+            validation_data=None if validation is None else {
+                "shape": list(validation[0].shape), "x checksum": print_(validation[0]),
+                "y checksum": print_(validation[1]),
+                "sample weights checksum": None if validation[2] is None else print_(validation[2])},
+            callbacks=describe_callbacks([] if callbacks is None else callbacks),
+            weights={"checksum": print_(self._parameters.data), "state checksum": print_(self._plan.state.data)})
         return parallel
 
     def _fit_epochs(self, batches, epochs, validation, callback_list, gradient_hook, threads, parallel=None):
@@ -371,6 +384,8 @@ class Sequential:
         step_losses = backend.xp.zeros(batches.steps, dtype="float64")
         batch_size = batches.batch_size
         for epoch in epochs:
+            if parallel is not None:
+                parallel.begin_epoch(epoch)
             callback_list.on_epoch_begin(epoch)
             done = 0
             for metric in self.metrics:

@@ -5,16 +5,28 @@
 
 Launched by the engine's own launcher (``mpiexec -n 4 python train.py``), every rank holds the
 whole data set and the same model (same seed), draws the same shuffled order, and computes its
-contiguous share of each global batch; one all-reduce of the flat gradient buffer per step sums
-the shares (each scaled by its rows over the global batch's), so the weights equal one process's
-training on the global batch within float32 rounding. Dropout masks are drawn for the global batch
+contiguous share of each global batch (every batch is split, however short: a rank may get no
+rows of the last one); one all-reduce of the flat gradient buffer per step sums the shares (each
+scaled by its rows over the global batch's), so the weights equal one process's training on the
+global batch within float32 rounding. Before training, ``fit`` checks that every rank trains alike
+(the model's configuration, loss, metrics, optimizer, callbacks' settings, epochs, initial_epoch,
+batch size, the data, validation data and initial weights, by digest) and raises the same
+ValueError on every rank, naming what differs on which rank; ``check_same(name, value)`` does the
+same for anything else (the CLI's preprocessing). Dropout masks are drawn for the global batch
 on every rank, BatchNormalization uses the global batch's statistics, losses and metrics are summed
-over the ranks once per epoch, and callbacks see the same logs everywhere (rank 0's stop decision
-is broadcast). Only rank 0 prints and writes files. Without a launcher the world is this one
+over the ranks once per epoch (the regularizers' penalty counted once), and callbacks see the same
+logs everywhere (rank 0's stop decision is broadcast). Only rank 0 prints and writes files.
+
+No rank waits forever: over MPI every collective is non-blocking and polled against a deadline of
+``XPANN_DIST_TIMEOUT`` seconds (default 600; 0 waits forever). A rank still waiting then asks the
+others where they are and ends the job (MPI_Abort) with a message naming the collective, the epoch
+and batch, and the ranks that did not arrive (or wait in another collective). Under NCCL the
+gradient all-reduce runs on the GPU without a deadline; the MPI side's gathers keep theirs. Without a launcher the world is this one
 process and nothing changes. mpi4py and CuPy are imported only by ``init``.
 """
 
-from ._worlds import MPIWorld, NCCLWorld, SingleWorld, launched_by_mpi
+from ._training import compare as _compare
+from ._worlds import DEFAULT_TIMEOUT, TIMEOUT_VARIABLE, MPIWorld, NCCLWorld, SingleWorld, launched_by_mpi, launcher_rank
 
 ENGINES = ("auto", "mpi", "nccl")
 _WORLD = SingleWorld()
@@ -57,4 +69,12 @@ def is_main():
     return _WORLD.rank == 0
 
 
-__all__ = ["ENGINES", "init", "is_main", "launched_by_mpi", "rank", "world", "world_size"]
+def check_same(name, value):
+    """Raise the same ValueError on every rank when ranks hold different ``value`` (JSON-ready;
+    compared by a digest of its JSON), naming ``name``, the rank and where it differs from rank
+    0's. Nothing to do in a world of one. Every rank must call it at the same point."""
+    _compare(_WORLD, {name: value}, what=f"the check of the {name} on every rank")
+
+
+__all__ = ["DEFAULT_TIMEOUT", "ENGINES", "TIMEOUT_VARIABLE", "check_same", "init", "is_main", "launched_by_mpi",
+           "launcher_rank", "rank", "world", "world_size"]

@@ -14,7 +14,9 @@ Fusion rules (each can be turned off with ``fuse=False``; the numbers agree with
 
 The seam for later work is ``gradient_reducers``: callables run on the flat gradient between
 backward and the update (data-parallel all-reduce), with ``loss_share`` scaling the loss and its
-gradient before backward (a rank's rows over the global batch's).
+gradient before backward (a rank's rows over the global batch's), ``penalty_in_loss`` (False on
+all ranks but one) counting the regularizers' penalty once in the loss summed over the ranks, and
+an empty batch (a rank's share of a short last batch) giving no loss and a zero gradient.
 """
 
 from ..layers import Dense
@@ -59,6 +61,7 @@ class StepPlan:
                             for name, rule in getattr(node.layer, "regularized", list)()]
         self.gradient_reducers = []
         self.loss_share = 1.0
+        self.penalty_in_loss = True
         self.loss = None
         self.fused_loss = False
         self._body = self.nodes[:-1]
@@ -137,7 +140,10 @@ class StepPlan:
         """Forward, loss, backward, the gradient reducers, ``gradient_hook(step)``, one update.
         Returns the batch loss (a device scalar) and the output (see ``forward``)."""
         output = self.forward(x, need_output)
-        loss, grad = self.loss_and_gradient(y, output, self.logits, sample_weight, reuse=True)
+        if x.shape[0]:
+            loss, grad = self.loss_and_gradient(y, output, self.logits, sample_weight, reuse=True)
+        else:  # no rows (data-parallel): nothing to add, yet backward runs for its collectives
+            loss, grad = 0.0, self.backend.xp.zeros_like(self.logits if self.fused_loss else output)
         if self.loss_share != 1.0:
             grad *= grad.dtype.type(self.loss_share)
             loss = loss * self.loss_share
@@ -145,7 +151,9 @@ class StepPlan:
         for reduce in self.gradient_reducers:
             reduce(self)
         if self.regularized:
-            loss = loss + self.penalty(with_gradient=True)
+            penalty = self.penalty(with_gradient=True)
+            if self.penalty_in_loss:
+                loss = loss + penalty
         if gradient_hook is not None:
             gradient_hook(step)
         parameters = self.parameters

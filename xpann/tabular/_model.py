@@ -9,7 +9,7 @@ import warnings
 
 import numpy
 
-from .. import callbacks, optimizers, preprocessing, schedules
+from .. import callbacks, distributed, optimizers, preprocessing, schedules
 from ..backend import resolve_backend
 from ..errors import TrainingDivergedError, TrainingHealthWarning
 from ..model import load_model
@@ -228,6 +228,7 @@ class TabularModel:
             x_train = x_all[train_rows]
             held_out = (x_all[validation_rows], encoder.transform(validation[self.target])) if len(validation) else None
             train_weights = self._training_weights(weights, train_rows, y_train, encoder)
+        distributed.check_same("preprocessing", {"features": preprocessor.to_config(), "target": encoder.to_config()})
         self._describe_preprocessing(preprocessor, encoder, x_train.shape[1])
         if split:
             stratified = "stratified by class, " if task == "classification" else ""
