@@ -22,9 +22,13 @@ VARIANTS = {
     "defaults": {},
     "cosine": {"lr_schedule": "cosine"},
     "batch 128": {"batch_size": 128},
-    "cosine, lr 3e-3": {"lr_schedule": "cosine", "lr": 3e-3},
-    "cosine, wd 1e-4, dropout 0.1": {"lr_schedule": "cosine", "weight_decay": 1e-4, "dropout": 0.1},
-    "cosine, 256-256": {"lr_schedule": "cosine", "hidden": (256, 256)},
+    "cosine + lr 3e-3": {"lr_schedule": "cosine", "lr": 3e-3},
+    "cosine + wd 1e-4 + dropout 0.1": {"lr_schedule": "cosine", "weight_decay": 1e-4, "dropout": 0.1},
+    "cosine + 256-256": {"lr_schedule": "cosine", "hidden": (256, 256)},
+    "cosine + dropout 0.1": {"lr_schedule": "cosine", "dropout": 0.1},
+    "cosine + wd 1e-4": {"lr_schedule": "cosine", "weight_decay": 1e-4},
+    "cosine + wd 1e-3": {"lr_schedule": "cosine", "weight_decay": 1e-3},
+    "cosine + dropout 0.2": {"lr_schedule": "cosine", "dropout": 0.2},
 }
 TABLES = ("titanic", "Aids2", "InstEval", "diamonds", "movies", "Cars93", "mtcars", "economics", "penguins",
           "iris", "wine", "breast_cancer", "diabetes")
@@ -80,6 +84,7 @@ def main():
     parser.add_argument("--splits", type=int, default=3)
     parser.add_argument("--tables", default=",".join(TABLES))
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--name", default=None, help="result file stem (default tabular_defaults_<date>)")
     args = parser.parse_args()
     tables, variants = args.tables.split(","), args.variants.split(",")
     if "defaults" not in variants:
@@ -87,7 +92,7 @@ def main():
     fits = run(tables, variants, args.splits)
     text = markdown(fits, variants, tables, args.splits)
     print(text)
-    stem = os.path.join(args.out, f"tabular_defaults_{datetime.date.today()}")
+    stem = os.path.join(args.out, args.name or f"tabular_defaults_{datetime.date.today()}")
     with open(stem + ".json", "w") as stream:
         json.dump({"variants": {v: {k: list(o) if isinstance(o, tuple) else o for k, o in VARIANTS[v].items()}
                                 for v in variants}, "fits": fits}, stream, indent=1)
