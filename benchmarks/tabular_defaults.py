@@ -29,6 +29,8 @@ VARIANTS = {
     "cosine + wd 1e-4": {"lr_schedule": "cosine", "weight_decay": 1e-4},
     "cosine + wd 1e-3": {"lr_schedule": "cosine", "weight_decay": 1e-3},
     "cosine + dropout 0.2": {"lr_schedule": "cosine", "dropout": 0.2},
+    "epochs by 5 folds": {"epochs": "cv"},
+    "epochs by 5 folds + cosine": {"epochs": "cv", "lr_schedule": "cosine"},
 }
 TABLES = ("titanic", "Aids2", "InstEval", "diamonds", "movies", "Cars93", "mtcars", "economics", "penguins",
           "iris", "wine", "breast_cancer", "diabetes")

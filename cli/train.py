@@ -37,6 +37,19 @@ def _names(ctx, param, values):
     return list(dict.fromkeys(names))
 
 
+def _epochs(ctx, param, value):
+    """--epochs 30 -> 30, --epochs cv -> "cv", nothing -> None ("auto")."""
+    if value is None or value.strip().lower() == "cv":
+        return None if value is None else "cv"
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise click.BadParameter(f"{value!r} is not a whole number >= 1 nor 'cv'.")
+    return count
+
+
 def _class_weights(ctx, param, value):
     """--class-weight balanced, or yes=4,no=1 -> {"yes": 4.0, "no": 1.0}."""
     if value is None or value.strip().lower() == "balanced":
@@ -84,9 +97,10 @@ def _class_weights(ctx, param, value):
               help="L2 weight decay of the optimizer (torch's weight_decay: added to each gradient).")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Dropout rate after each hidden layer.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None,
+@click.option("--epochs", default=None, metavar="N|cv", callback=_epochs,
               help=f"Passes over the training rows [default: {DEFAULT_EPOCHS}; small data sets get more, "
-                   f"up to {MAX_DEFAULT_EPOCHS}, for about {SMALL_DATA_STEPS} steps].")
+                   f"up to {MAX_DEFAULT_EPOCHS}, for about {SMALL_DATA_STEPS} steps]; cv: the count with the lowest "
+                   "validation loss over 5 folds of the rows, then trained on every row.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--val-split", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True,
               help="Fraction of the rows held out for validation (stratified by class); 0 for none. The model "

@@ -275,3 +275,21 @@ def test_a_cosine_schedule_falls_to_zero_over_the_planned_steps_from_python_and_
     assert_weights_equal(load(tmp_path / "m.npz").model.get_weights(), model.model.get_weights())
     with pytest.raises(ValueError, match="lr_schedule must be one of constant, cosine"):
         TabularModel(target="price", lr_schedule="linear")
+
+
+def test_epochs_by_folds_choose_the_count_then_train_on_every_row(tmp_path):
+    frame = houses(200)
+    frame.to_csv(tmp_path / "houses.csv", index=False)
+    model = TabularModel(target="price", epochs="cv", hidden=(16,), seed=3, verbose=0).fit(frame)
+    assert model.trained_on["validation_rows"] == 0 and model.trained_on["training_rows"] == 200
+    assert model.trained_on["best_epoch"] is None and len(model.history["loss"]) == model.trained_on["epochs"]
+    curve = model.trained_on["fold_val_loss"]  # the folds' mean validation loss, epoch by epoch
+    assert len(curve) == 100  # each fold trains on 160 rows, 5 batches an epoch: 100 epochs by the auto rule
+    assert model.trained_on["epochs"] == int(numpy.argmin(curve)) + 1
+    run("train", tmp_path / "houses.csv", "--target", "price", "--epochs", "cv", "--hidden", "16", "--seed", 3,
+        "--out", tmp_path / "m.npz")
+    assert_weights_equal(load(tmp_path / "m.npz").model.get_weights(), model.model.get_weights())
+    with pytest.raises(ValueError, match="epochs must be 'auto', 'cv' or a whole number"):
+        TabularModel(target="price", epochs="many")
+    with pytest.raises(ValueError, match="epochs='cv' needs at least 10 rows"):
+        TabularModel(target="price", epochs="cv", verbose=0).fit(frame.head(6))

@@ -20,6 +20,7 @@ from ._csv import read_table, require_column
 from ._sources import read_source
 
 METADATA_VERSION = 1
+FOLDS = 5  # epochs="cv": folds of the rows that choose the number of epochs
 
 
 class TabularModel:
@@ -87,26 +88,25 @@ class TabularModel:
         value are skipped. Returns self."""
         o = self.options
         backend = resolve_backend(o["backend"])  # fails now, not after reading the data
-        p = self._prepare(data, sample_weight, split=True)
+        by_folds = o["epochs"] == "cv"
+        p = self._prepare(data, sample_weight, split=not by_folds)
         preprocessor, encoder, task, source = p.preprocessor, p.target_encoder, p.task, p.source
         training, x_train, y_train, held_out, train_weights = p.training, p.x_train, p.y_train, p.held_out, p.weights
         validation_rows = 0 if held_out is None else len(held_out[1])
-        model = build_network(preprocessor, encoder, o["hidden"], o["activation"], o["init"], o["seed"], backend,
-                              dropout=o["dropout"])
-        epochs = o["epochs"]
         note = ""
-        if epochs == "auto":
+        if by_folds:
+            epochs, chosen = self._epochs_by_folds(p, backend)
+            note = f" ({chosen}; then on every row)"
+        elif o["epochs"] == "auto":
             epochs = _options.default_epochs(len(training), o["batch_size"])
             if epochs != _options.DEFAULT_EPOCHS:
                 note = (f" (more than {_options.DEFAULT_EPOCHS} for a small data set; "
                         f"{self._option('epochs')} sets it)")
-        rate = o["lr"]
+        else:
+            epochs = o["epochs"]
         if o["lr_schedule"] == "cosine":
-            rate = schedules.CosineDecay(o["lr"], decay_steps=epochs * math.ceil(len(training) / o["batch_size"]))
             note += ", the learning rate decaying to 0 along a cosine"
-        optimizer = type(optimizers.get(o["optimizer"]))(learning_rate=rate, weight_decay=o["weight_decay"])
-        model.compile(optimizer=optimizer, loss=encoder.loss,
-                      metrics=["accuracy"] if task == "classification" else ["mae", "rmse", "r2"])
+        model = self._compiled(preprocessor, encoder, backend, epochs, len(training))
         guard = callbacks.TerminateOnNaN()
         stopper = None if held_out is None else callbacks.EarlyStopping(
             monitor="val_loss", patience=epochs if o["patience"] is None else o["patience"],
@@ -173,7 +173,56 @@ class TabularModel:
             "data": None if source.path is None else os.path.basename(str(source.path)), "sha256": source.digest,
             "training_rows": len(training), "validation_rows": validation_rows, "epochs": epochs_run,
             "best_epoch": best_epoch, "seed": o["seed"]}
+        if by_folds:
+            self.trained_on["fold_val_loss"] = self._fold_losses  # mean over the folds, per epoch
         return self
+
+    def _compiled(self, preprocessor, encoder, backend, epochs, rows):
+        """The network, seeded and compiled with the optimizer (and schedule) for ``epochs`` over ``rows``."""
+        o = self.options
+        model = build_network(preprocessor, encoder, o["hidden"], o["activation"], o["init"], o["seed"], backend,
+                              dropout=o["dropout"])
+        rate = o["lr"]
+        if o["lr_schedule"] == "cosine":
+            rate = schedules.CosineDecay(o["lr"], decay_steps=epochs * math.ceil(rows / o["batch_size"]))
+        optimizer = type(optimizers.get(o["optimizer"]))(learning_rate=rate, weight_decay=o["weight_decay"])
+        model.compile(optimizer=optimizer, loss=encoder.loss,
+                      metrics=["accuracy"] if encoder.task == "classification" else ["mae", "rmse", "r2"])
+        return model
+
+    def _epochs_by_folds(self, p, backend):
+        """(epochs, how they were chosen): the epoch with the lowest validation loss averaged over
+        FOLDS folds of the rows (stratified by class), each trained for the epochs "auto" gives."""
+        o = self.options
+        rows = len(p.y_train)
+        if rows < 2 * FOLDS:
+            raise ValueError(f"epochs='cv' needs at least {2 * FOLDS} rows with a target, got {rows}.")
+        fold = numpy.empty(rows, dtype=numpy.int64)
+        rng = numpy.random.default_rng(o["seed"])
+        groups = [numpy.arange(rows)] if p.task != "classification" else \
+            [numpy.flatnonzero(p.y_train == code) for code in range(len(p.target_encoder.classes))]
+        start = 0
+        for group in groups:  # each class dealt round the folds in turn
+            fold[rng.permutation(group)] = (start + numpy.arange(len(group))) % FOLDS
+            start += len(group)
+        most = _options.default_epochs(rows - rows // FOLDS, o["batch_size"])
+        curves = []
+        for k in range(FOLDS):
+            inside, outside = fold != k, fold == k
+            model = self._compiled(p.preprocessor, p.target_encoder, backend, most, int(inside.sum()))
+            weights = None if p.weights is None else p.weights[inside]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                history = model.fit(p.x_train[inside], p.y_train[inside], epochs=most, batch_size=o["batch_size"],
+                                    validation_data=(p.x_train[outside], p.y_train[outside]), verbose=0,
+                                    sample_weight=weights)
+            losses = history.history["val_loss"]
+            curves.append(losses + [losses[-1]] * (most - len(losses)))  # a NaN stop ends a curve early
+        mean = numpy.mean(curves, axis=0)
+        best = int(numpy.nanargmin(mean)) + 1 if numpy.isfinite(mean).any() else most
+        self._fold_losses = [float(v) for v in mean]
+        return best, (f"the lowest mean val_loss ({mean[best - 1]:.4f}) of {FOLDS}-fold cross-validation over "
+                      f"{most} epochs")
 
     def prepare(self, data, sample_weight=None):
         """Learn the preprocessing and the target's encoding from every row of ``data`` (no split,

@@ -79,7 +79,9 @@ def checked(options):
     if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
         raise ValueError(f"dropout must be a fraction in [0, 1) (0 for none), got {rate!r}.")
     o["dropout"] = float(rate)
-    if o["epochs"] != "auto":
+    if o["epochs"] not in ("auto", "cv"):
+        if isinstance(o["epochs"], str):
+            raise ValueError(f"epochs must be 'auto', 'cv' or a whole number >= 1, got {o['epochs']!r}.")
         o["epochs"] = _whole("epochs", o["epochs"], 1)
     o["batch_size"] = _whole("batch_size", o["batch_size"], 1)
     split = o["val_split"]
