@@ -109,7 +109,10 @@ def test_train_with_no_arguments_uses_iris_and_says_so(tmp_path, monkeypatch):
     assert "accuracy" in result.output and "samples/s" in result.output and "numpy" in result.output
     assert (tmp_path / "model.npz").exists()
     epoch_lines = [line for line in result.output.splitlines() if line.startswith("Epoch ")]
-    assert len(epoch_lines) == 100  # one line per epoch off a terminal; small data get 100 epochs
+    chosen = xpann.tabular.load(tmp_path / "model.npz").trained_on
+    # one line per epoch off a terminal; 150 rows: the count the 5 folds chose, then on every row
+    assert len(epoch_lines) == chosen["epochs"] == int(numpy.argmin(chosen["fold_val_loss"])) + 1
+    assert f"{chosen['epochs']} epochs (the lowest mean val_loss" in result.output
 
 
 def test_text_and_missing_values_end_to_end(customer_files):

@@ -21,6 +21,8 @@ from ._sources import read_source
 
 METADATA_VERSION = 1
 FOLDS = 5  # epochs="cv": folds of the rows that choose the number of epochs
+FOLDS_BELOW_ROWS = 1000  # epochs="auto" chooses by folds below this many rows: measured better on all 8 such
+# tables of benchmarks/tabular_quality.py, worse on the 5 larger ones (tabular_defaults_2026-12-07_folds.md)
 
 
 class TabularModel:
@@ -88,8 +90,8 @@ class TabularModel:
         value are skipped. Returns self."""
         o = self.options
         backend = resolve_backend(o["backend"])  # fails now, not after reading the data
-        by_folds = o["epochs"] == "cv"
-        p = self._prepare(data, sample_weight, split=not by_folds)
+        p = self._prepare(data, sample_weight, split=None)
+        by_folds = p.by_folds
         preprocessor, encoder, task, source = p.preprocessor, p.target_encoder, p.task, p.source
         training, x_train, y_train, held_out, train_weights = p.training, p.x_train, p.y_train, p.held_out, p.weights
         validation_rows = 0 if held_out is None else len(held_out[1])
@@ -112,7 +114,9 @@ class TabularModel:
             monitor="val_loss", patience=epochs if o["patience"] is None else o["patience"],
             restore_best_weights=True)
         self._say(f"Network: {describe_network(model, preprocessor, encoder, o['hidden'], o['activation'], o['init'], o['dropout'])}.")
-        if stopper is None:
+        if by_folds:
+            keeping = "; no rows held out, the model keeps the last epoch's weights"
+        elif stopper is None:
             keeping = "; no validation rows, so the model keeps the last epoch's weights"
         elif o["patience"] is None:
             keeping = "; the model keeps the weights of the epoch with the lowest val_loss"
@@ -231,8 +235,17 @@ class TabularModel:
         self.preprocessor, self.target_encoder, self.feature_names_in_ = p.preprocessor, p.target_encoder, p.features
         return p.x_train, p.y_train
 
+    def _by_folds(self, rows):
+        """True when the epochs are chosen by folds: asked for (epochs="cv"), or epochs="auto" on
+        fewer than FOLDS_BELOW_ROWS rows with validation asked for and no patience, where a
+        validation split would leave too few rows to choose by."""
+        o = self.options
+        return o["epochs"] == "cv" or (o["epochs"] == "auto" and o["val_split"] > 0 and o["patience"] is None
+                                       and 2 * FOLDS <= rows < FOLDS_BELOW_ROWS)
+
     def _prepare(self, data, sample_weight, split):
-        """Read, choose the task, split (or not), learn the preprocessing: the arrays to train on."""
+        """Read, choose the task, split (``split`` None: unless the epochs are chosen by folds),
+        learn the preprocessing: the arrays to train on."""
         o = self.options
         source = read_source(data, text=[self.target])
         frame = source.frame
@@ -247,6 +260,8 @@ class TabularModel:
             skipped = int((~present).sum())
             frame = frame[present]
             weights = None if weights is None else weights[present]
+        by_folds = split is None and self._by_folds(len(frame))
+        split = not by_folds if split is None else split
         notes = f" ({'; '.join(source.notes)})" if source.notes else ""
         self._say(f"Data: {source.shown or 'a data frame'}: {len(frame) + skipped:,} rows, "
                   f"{len(source.frame.columns):,} columns{notes}.")
@@ -283,7 +298,7 @@ class TabularModel:
             stratified = "stratified by class, " if task == "classification" else ""
             self._say(f"Split: {len(training):,} training rows, {len(validation):,} validation rows "
                       f"({stratified}seed {o['seed']}).")
-        return _Prepared(source=source, features=features, task=task, preprocessor=preprocessor,
+        return _Prepared(source=source, features=features, task=task, preprocessor=preprocessor, by_folds=by_folds,
                          target_encoder=encoder, training=training, x_train=x_train, y_train=y_train,
                          held_out=held_out, weights=train_weights)
 
