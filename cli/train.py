@@ -93,9 +93,9 @@ def _class_weights(ctx, param, value):
               help="Learning rate.")
 @click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True,
               help="cosine: the learning rate falls to 0 along a cosine over the planned steps.")
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=1e-4, show_default=True,
               help="L2 weight decay of the optimizer (torch's weight_decay: added to each gradient).")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
               help="Dropout rate after each hidden layer.")
 @click.option("--epochs", default=None, metavar="N|cv", callback=_epochs,
               help=f"Passes over the training rows [default: {DEFAULT_EPOCHS}; small data sets get more, "

@@ -37,7 +37,7 @@ class TabularModel:
 
     def __init__(self, target, task="auto", drop=(), keep=(), hidden=(64, 32), activation="relu",
                  init="he_normal", optimizer="adam", lr=1e-3, epochs="auto", batch_size=32, val_split=0.2,
-                 patience=None, class_weight=None, seed=0, backend=None, verbose=1, weight_decay=0.0, dropout=0.0,
+                 patience=None, class_weight=None, seed=0, backend=None, verbose=1, weight_decay=1e-4, dropout=0.1,
                  lr_schedule="constant"):
         if target is None or (isinstance(target, str) and not target.strip()):
             raise ValueError("target must name the column to predict.")

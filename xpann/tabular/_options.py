@@ -8,7 +8,7 @@ from .. import activations, initializers, optimizers
 TASKS = ("auto", "classification", "regression")
 SCHEDULES = ("constant", "cosine")  # cosine: lr * (1 + cos(pi * step / steps)) / 2 over the planned steps
 DEFAULTS = {"task": "auto", "drop": (), "keep": (), "hidden": (64, 32), "activation": "relu", "init": "he_normal",
-            "optimizer": "adam", "lr": 1e-3, "lr_schedule": "constant", "weight_decay": 0.0, "dropout": 0.0,
+            "optimizer": "adam", "lr": 1e-3, "lr_schedule": "constant", "weight_decay": 1e-4, "dropout": 0.1,
             "epochs": "auto", "batch_size": 32,
             "val_split": 0.2,
             "patience": None, "class_weight": None, "seed": 0, "backend": None, "verbose": 1}
