@@ -71,7 +71,6 @@ def test_regression_metrics(backend, outputs, dtype):
     assert run_metric(backend, metrics.get("mae", None), y, p, dtype) == pytest.approx(numpy.mean(abs(r)), rel=tol)
     r2 = run_metric(backend, metrics.get("r2", None), y, p, dtype)
     assert r2 == pytest.approx(reference.r2_uniform_average(y, p), rel=1e-9 if dtype == "float64" else 1e-5)
-    assert 0.5 < r2 < 1
 
 
 def test_r2_averages_the_columns(backend):
