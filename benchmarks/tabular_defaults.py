@@ -17,6 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tabular_quality as quality  # noqa: E402
+from xpann.preprocessing import _features as features_module  # noqa: E402
 
 VARIANTS = {
     "defaults": {},
@@ -31,7 +32,10 @@ VARIANTS = {
     "cosine + dropout 0.2": {"lr_schedule": "cosine", "dropout": 0.2},
     "epochs by 5 folds": {"epochs": "cv"},
     "epochs by 5 folds + cosine": {"epochs": "cv", "lr_schedule": "cosine"},
+    "embeddings of width 4": {"embedding_width": 4},
+    "embeddings of width 8": {"embedding_width": 8},
 }
+PATCHES = {"embedding_width"}  # not TabularModel options: the preprocessing's module function, replaced
 TABLES = ("titanic", "Aids2", "InstEval", "diamonds", "movies", "Cars93", "mtcars", "economics", "penguins",
           "iris", "wine", "breast_cancer", "diabetes")
 
@@ -43,8 +47,16 @@ def run(tables, variants, splits):
         for seed in range(splits):
             train, test = quality.split(frame, target, task, seed)
             for name in variants:
+                options = {k: v for k, v in VARIANTS[name].items() if k not in PATCHES}
+                width = VARIANTS[name].get("embedding_width")
+                original = features_module.embedding_width
+                if width is not None:
+                    features_module.embedding_width = lambda codes, width=width: width
                 start = time.perf_counter()
-                value, extra = quality._xpann(train, test, target, task, seed, **VARIANTS[name])
+                try:
+                    value, extra = quality._xpann(train, test, target, task, seed, **options)
+                finally:
+                    features_module.embedding_width = original
                 fits.append({"table": table, "variant": name, "split": seed, "score": value,
                              "seconds": time.perf_counter() - start, "load_average": os.getloadavg()[0], **extra})
         print(table, flush=True)

@@ -106,7 +106,7 @@ def test_a_column_of_many_categories_goes_to_an_embedding_and_is_reported_once(t
     assert result.exit_code == 0, result.output
     counts = pandas.Series(towns).value_counts()
     kept, once = int((counts >= 2).sum()), int((counts == 1).sum())
-    assert result.output.count(f"Column 'town' has more than 16 categories: an embedding of width 16 for {kept} "
+    assert result.output.count(f"Column 'town' has more than 16 categories: an embedding of width 4 for {kept} "
                                f"of them; {once} seen once share the unknown code.") == 1
     assert "not seen in training" not in result.output and "Warning" not in result.output
     model = xpann.load_model(tmp_path / "m.npz")

@@ -13,7 +13,8 @@ from ._messages import _cell, _check_range, _distinct_cells, _first_beyond_float
 ONE_HOT_MAX = 16  # a text column with at most this many categories is one-hot, with more it is coded
 MAX_CODES = 1 << 24  # category codes travel as float32, exact up to 2**24
 MISSING_CODE, UNKNOWN_CODE = 0, 1  # the codes of a coded column below its categories' (2, 3, ...)
-MAX_EMBEDDING_WIDTH = 16
+MAX_EMBEDDING_WIDTH = 4  # measured twice: 4 scored at or above 8, 16 and 32 wherever the width mattered
+MAX_STORED_WIDTH = 1024  # what a model file may hold (files from before the cap of 4 hold 16)
 # New rows of a number or date column may hold this share of other values, read as missing (more is an error).
 TRANSFORM_STRAY_FRACTION = 0.5
 _KIND_WORDS = {"numeric": "numbers", "date": "dates (YYYY-MM-DD)"}
@@ -47,7 +48,7 @@ def _standardised(values, spec, series):
 
 
 def embedding_width(codes):
-    """The embedding width for a coded column of ``codes`` codes: min(16, round(1.6 codes^0.56))."""
+    """The embedding width for a coded column of ``codes`` codes: min(4, round(1.6 codes^0.56))."""
     return max(1, min(MAX_EMBEDDING_WIDTH, round(1.6 * codes ** 0.56)))
 
 
@@ -324,7 +325,7 @@ class TabularPreprocessor:
                 elif spec["kind"] == "coded":
                     spec.update(categories=[str(c) for c in spec["categories"]], rare=int(spec["rare"]),
                                 width=int(spec["width"]))
-                    if not (0 < spec["width"] <= MAX_EMBEDDING_WIDTH and len(spec["categories"]) + 2 <= MAX_CODES):
+                    if not (0 < spec["width"] <= MAX_STORED_WIDTH and len(spec["categories"]) + 2 <= MAX_CODES):
                         raise ValueError(f"coded column {spec['name']!r} has an impossible width or size")
                 else:
                     raise ValueError(f"unknown column kind {spec['kind']!r}")
