@@ -27,6 +27,7 @@ from sklearn.neural_network import MLPClassifier as SklearnMLP
 from threadpoolctl import threadpool_limits
 
 import xpann
+from xpann import benchmarking
 from xpann.sklearn import MLPClassifier as XpannMLP
 
 PARAMETERS = {"hidden_layer_sizes": (100,), "solver": "adam", "alpha": 1e-4, "batch_size": "auto",
@@ -87,15 +88,10 @@ def measure(name, x, y, max_iter, repeats):
 
 
 def machine():
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as stream:
-            cpu = next(line.split(":", 1)[1].strip() for line in stream if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     import sklearn
 
-    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "cpu": cpu,
+    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "cpu": benchmarking.cpu_model(),
             "cores": os.cpu_count(), "python": platform.python_version(), "numpy": numpy.__version__,
             "xpann": xpann.__version__, "scikit-learn": sklearn.__version__}
 

@@ -285,15 +285,9 @@ FITTERS = {"xpann": fit_xpann, "xpann_plain": fit_xpann_plain, "sklearn_mlp": fi
 # ----- machine and versions -------------------------------------------------------------------
 
 def machine():
-    cpu = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    from xpann.benchmarking import cpu_model
+
+    cpu = cpu_model()
     return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
 
 

@@ -28,6 +28,12 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _cpu_model():
+    from xpann.benchmarking import cpu_model  # imported where asked: the stages run in fresh processes
+
+    return cpu_model()
 RESULTS = ROOT / "benchmarks" / "results"
 STAGES = ("read_table", "id_columns", "fit", "transform")
 # read_table(numbers=True): number columns come as float64 (the fast path); an older read_table
@@ -107,17 +113,6 @@ def worker(path):
     }))
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as stream:
-            for line in stream:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def markdown(result):
     size = result["file_mb"]
     lines = [
@@ -181,7 +176,7 @@ def main():
     last = runs[-1]
     result = {
         "date": datetime.date.today().isoformat(), "label": args.label, "rows": args.rows, "file_mb": size,
-        "repeats": args.repeats, "cpu": cpu_model(), "cores": os.cpu_count(),
+        "repeats": args.repeats, "cpu": _cpu_model(), "cores": os.cpu_count(),
         "python": platform.python_version(), "load_before": load_before, "load_after": load_after,
         "seconds": {stage: [r["seconds"][stage] for r in runs] for stage in STAGES + ("total",)},
         "median_seconds": median,

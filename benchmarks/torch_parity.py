@@ -263,15 +263,9 @@ def all_rows(with_torch_sqrt=False):
 # ----- report --------------------------------------------------------------------------------
 
 def machine():
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    from xpann.benchmarking import cpu_model
+
+    cpu = cpu_model()
     return {"cpu": cpu, "cores": os.cpu_count(), "numpy": numpy.__version__, "torch": torch.__version__,
             "xpann": xpann.__version__, "python": platform.python_version(),
             "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
