@@ -34,8 +34,9 @@ VARIANTS = {
     "epochs by 5 folds + cosine": {"epochs": "cv", "lr_schedule": "cosine"},
     "embeddings of width 4": {"embedding_width": 4},
     "embeddings of width 8": {"embedding_width": 8},
+    "gaps filled only": {"missing": "fill"},
 }
-PATCHES = {"embedding_width"}  # not TabularModel options: the preprocessing's module function, replaced
+PATCHES = {"embedding_width", "missing"}  # not TabularModel options: the preprocessing's, replaced
 TABLES = ("titanic", "Aids2", "InstEval", "diamonds", "movies", "Cars93", "mtcars", "economics", "penguins",
           "iris", "wine", "breast_cancer", "diabetes")
 
@@ -49,14 +50,17 @@ def run(tables, variants, splits):
             for name in variants:
                 options = {k: v for k, v in VARIANTS[name].items() if k not in PATCHES}
                 width = VARIANTS[name].get("embedding_width")
-                original = features_module.embedding_width
+                original = features_module.embedding_width, features_module.TabularPreprocessor.__init__.__defaults__
                 if width is not None:
                     features_module.embedding_width = lambda codes, width=width: width
+                if "missing" in VARIANTS[name]:
+                    features_module.TabularPreprocessor.__init__.__defaults__ = (original[1][0], VARIANTS[name]["missing"])
                 start = time.perf_counter()
                 try:
                     value, extra = quality._xpann(train, test, target, task, seed, **options)
                 finally:
-                    features_module.embedding_width = original
+                    features_module.embedding_width = original[0]
+                    features_module.TabularPreprocessor.__init__.__defaults__ = original[1]
                 fits.append({"table": table, "variant": name, "split": seed, "score": value,
                              "seconds": time.perf_counter() - start, "load_average": os.getloadavg()[0], **extra})
         print(table, flush=True)

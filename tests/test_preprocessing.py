@@ -40,7 +40,7 @@ def roundtrip(preprocessor):
 
 
 def test_numeric_columns_are_imputed_with_the_median_and_standardised(frame):
-    pre = TabularPreprocessor().fit(frame, ["age"])
+    pre = TabularPreprocessor(missing="fill").fit(frame, ["age"])
     x = pre.transform(frame)
     assert x.dtype == numpy.float32 and x.shape == (6, 1)
     filled = numpy.array([20, 30, 40, 50, 40, 60], dtype=float)  # median of the others is 40
@@ -50,7 +50,7 @@ def test_numeric_columns_are_imputed_with_the_median_and_standardised(frame):
 
 
 def test_text_columns_are_one_hot_with_the_most_frequent_value_for_missing(frame):
-    pre = TabularPreprocessor().fit(frame, ["city"])
+    pre = TabularPreprocessor(missing="fill").fit(frame, ["city"])
     assert pre.output_names == ["city=Lyon", "city=Nice", "city=Paris"]
     x = pre.transform(frame)
     numpy.testing.assert_array_equal(x[3], [1, 0, 0])  # missing -> "Lyon"
@@ -59,7 +59,7 @@ def test_text_columns_are_one_hot_with_the_most_frequent_value_for_missing(frame
 
 
 def test_an_unseen_category_becomes_all_zeros_with_a_warning(frame):
-    pre = TabularPreprocessor().fit(frame, ["city"])
+    pre = TabularPreprocessor(missing="fill").fit(frame, ["city"])
     new = pandas.DataFrame({"city": ["Paris", "Marseille", "Marseille"]})
     with pytest.warns(PreprocessingWarning, match="'city'.*2 row.*'Marseille'"):
         x = pre.transform(new)
@@ -371,7 +371,7 @@ def test_a_few_text_cells_in_a_number_column_are_missing_with_a_warning():
 def test_thousands_separators_and_none_words():
     frame = pandas.DataFrame({"area": ["1,699.0", "1,099.5", "87", "-2,000", None],
                               "heating": ["None", "gas", "NA", "null", "gas"]}, dtype=object)
-    pre = TabularPreprocessor().fit(frame)
+    pre = TabularPreprocessor(missing="fill").fit(frame)
     assert pre.columns[0]["kind"] == "numeric" and pre.columns[0]["fill"] == pytest.approx((87 + 1099.5) / 2)
     assert pre.output_names[1:] == ["heating=NA", "heating=None", "heating=gas", "heating=null"]
     values, bad = _cells._parse_numbers(pandas.Series(["1,234", "12,34", "1,234,567.5"]))
@@ -382,7 +382,7 @@ def test_thousands_separators_and_none_words():
 def test_dates_become_standardised_days_and_travel_in_the_config():
     frame = pandas.DataFrame({"built": ["1970-01-11", "1970-01-21", "1970-01-31 12:00", "", "1970-01-21T00:00"],
                               "x": [1.0, 2.0, 3.0, 4.0, 5.0]}, dtype=object).replace("", None)
-    pre = TabularPreprocessor().fit(frame)
+    pre = TabularPreprocessor(missing="fill").fit(frame)
     spec = pre.columns[0]
     assert spec["kind"] == "date" and spec["fill"] == 20.0  # the median: 1970-01-21 is day 20
     config = json.loads(json.dumps(pre.to_config()))
@@ -463,3 +463,21 @@ def test_true_false_categories_match_in_any_case():
     assert pre.output_names == ["garage=False", "garage=True"]
     booleans = pandas.DataFrame({"garage": [True, False]})  # as an older pandas-typed reading had them
     numpy.testing.assert_array_equal(pre.transform(booleans), [[0, 1], [1, 0]])
+
+
+
+def test_gaps_in_training_get_a_missing_category_or_indicator_by_default(frame):
+    pre = TabularPreprocessor().fit(frame, ["age", "city"])
+    assert pre.output_names == ["age", "age (missing)", "city=Lyon", "city=Nice", "city=Paris", "city=(missing)"]
+    x = pre.transform(frame)
+    gaps_age, gaps_city = frame["age"].isna().to_numpy(), frame["city"].isna().to_numpy()
+    assert x[:, 1].tolist() == gaps_age.astype(float).tolist()
+    assert x[:, 5].tolist() == gaps_city.astype(float).tolist()
+    assert not x[gaps_city, 2:5].any()  # a gap is not the most frequent city
+    filled = TabularPreprocessor(missing="fill").fit(frame, ["age", "city"]).transform(frame)
+    numpy.testing.assert_array_equal(x[:, [0, 2, 3, 4]][~gaps_city], filled[~gaps_city])
+    again = TabularPreprocessor.from_config(json.loads(json.dumps(pre.to_config())))
+    assert pre.to_config()["version"] == 4
+    numpy.testing.assert_array_equal(again.transform(frame), x)
+    with pytest.raises(ValueError, match="missing must be one of indicate, fill"):
+        TabularPreprocessor(missing="drop")

@@ -124,9 +124,14 @@ def _network(g, model, x):
 
 
 def _numeric(g, x, spec):
-    """(x, NaN filled with the training median - mean) / scale, as [N, 1] float."""
-    filled = g.op("Where", [g.op("IsNaN", [x]), g.constant([[spec["fill"]]]), x])
-    return g.op("Div", [g.op("Sub", [filled, g.constant([[spec["mean"]]])]), g.constant([[spec["scale"]]])])
+    """(x, NaN filled with the training median - mean) / scale, as [N, 1] float; with a missing
+    indicator, [N, 2]: that and 1 where x was NaN."""
+    gaps = g.op("IsNaN", [x])
+    filled = g.op("Where", [gaps, g.constant([[spec["fill"]]]), x])
+    value = g.op("Div", [g.op("Sub", [filled, g.constant([[spec["mean"]]])]), g.constant([[spec["scale"]]])])
+    if not spec.get("missing"):
+        return value
+    return g.op("Concat", [value, g.op("Cast", [gaps], to=g.onnx.TensorProto.FLOAT)], axis=1)
 
 
 def _days(g, text):
@@ -179,12 +184,13 @@ def _label_codes(g, text, keys, values, default):
 
 
 def _one_hot(g, text, spec):
-    """Columns ``name=category``: 1 where the cell is that category, all zeros for an unseen one.
-    The extra index k stands for unseen (OneHot would wrap a -1 round to the last category)."""
+    """Columns ``name=category`` (and ``name=(missing)`` where training had gaps): 1 where the
+    cell is that category, all zeros for an unseen one. The index after the last column stands
+    for unseen (OneHot would wrap a -1 round to the last category)."""
     categories = spec["categories"]
-    k = len(categories)
-    fill = categories.index(spec["fill"])
-    codes = _label_codes(g, text, list(categories) + [MISSING_TEXT], list(range(k)) + [fill], k)
+    k = len(categories) + bool(spec.get("missing"))  # the columns
+    gap = len(categories) if spec.get("missing") else categories.index(spec["fill"])
+    codes = _label_codes(g, text, list(categories) + [MISSING_TEXT], list(range(len(categories))) + [gap], k)
     hot = g.op("OneHot", [codes, g.constant(k + 1, dtype=numpy.int64), g.constant([0.0, 1.0])], axis=-1)
     return g.op("Slice", [hot, g.constant([0], dtype=numpy.int64), g.constant([k], dtype=numpy.int64),
                           g.constant([1], dtype=numpy.int64)])

@@ -1,6 +1,6 @@
 """Stored configurations: the newest version this xpann reads, and the check a stored one passes first."""
 
-CONFIG_VERSION = 3  # 2 added date columns, 3 coded columns; a configuration without them is written as 1
+CONFIG_VERSION = 4  # 2 added date columns, 3 coded columns, 4 missing indicators; without them: 1
 
 
 def _check_version(config, what):

@@ -10,6 +10,9 @@ from ._columns import _kind, id_columns
 from ._config import _check_version
 from ._messages import _cell, _check_range, _distinct_cells, _first_beyond_float32, _shown, _warn, _where
 
+MISSING_RULES = ("indicate", "fill")  # indicate: a column that had gaps in training gets a missing
+# category (text) or a 0/1 missing indicator beside its filled value (numbers, dates); fill: filled only
+MISSING_NAME = "(missing)"
 ONE_HOT_MAX = 16  # a text column with at most this many categories is one-hot, with more it is coded
 MAX_CODES = 1 << 24  # category codes travel as float32, exact up to 2**24
 MISSING_CODE, UNKNOWN_CODE = 0, 1  # the codes of a coded column below its categories' (2, 3, ...)
@@ -76,10 +79,13 @@ class TabularPreprocessor:
     reason}), ``missing`` ({column: count of empty cells in the training rows}).
     """
 
-    def __init__(self, one_hot_max=ONE_HOT_MAX):
+    def __init__(self, one_hot_max=ONE_HOT_MAX, missing="indicate"):
         if isinstance(one_hot_max, bool) or not isinstance(one_hot_max, int) or one_hot_max < 2:
             raise ValueError(f"one_hot_max must be a whole number >= 2, got {one_hot_max!r}.")
+        if missing not in MISSING_RULES:
+            raise ValueError(f"missing must be one of {', '.join(MISSING_RULES)}, got {missing!r}.")
         self.one_hot_max = one_hot_max
+        self.missing_rule = missing
         self.columns = None
         self.dropped = {}
         self.missing = {}
@@ -135,6 +141,10 @@ class TabularPreprocessor:
                 spec, reason = self._fit_categorical(name, present)
             else:
                 spec, reason = self._fit_numeric(name, series, kind, parsed)
+            if spec is not None and self.missing_rule == "indicate" and spec["kind"] != "coded":
+                gaps = count if spec["kind"] == "categorical" else int(numpy.isnan(parsed[0]).sum())
+                if gaps:
+                    spec["missing"] = True  # coded columns have their missing code already
             if reason:
                 dropped[name] = reason
             else:
@@ -206,8 +216,12 @@ class TabularPreprocessor:
         for spec in self.columns:
             if spec["kind"] == "categorical":
                 names.extend(f"{spec['name']}={category}" for category in spec["categories"])
+                if spec.get("missing"):
+                    names.append(f"{spec['name']}={MISSING_NAME}")
             else:
                 names.append(spec["name"])
+                if spec.get("missing"):
+                    names.append(f"{spec['name']} {MISSING_NAME}")
         return names
 
     def missing_counts(self, frame):
@@ -254,8 +268,11 @@ class TabularPreprocessor:
             _stray_cells(series, spec["name"], bad, _KIND_WORDS[spec["kind"]],
                          filled=f"the training median, {fill}", limit=TRANSFORM_STRAY_FRACTION)
             _check_range(series, spec["name"], values)
-            values = numpy.where(numpy.isnan(values), spec["fill"], values)
+            gaps = numpy.isnan(values)
+            values = numpy.where(gaps, spec["fill"], values)
             parts.append(_standardised(values, spec, series)[:, None])
+            if spec.get("missing"):
+                parts.append(gaps.astype(numpy.float64)[:, None])
         return numpy.concatenate(parts, axis=1).astype(numpy.float32)
 
     def _codes(self, spec, series, warn_truncated):
@@ -279,8 +296,12 @@ class TabularPreprocessor:
     def _one_hot(self, spec, series, warn_truncated):
         import pandas
 
-        text = _category_keys(series).fillna(spec["fill"])
+        keys = _category_keys(series)
+        gaps = keys.isna().to_numpy()
+        text = keys.fillna(spec["fill"])
         codes = pandas.Index(spec["categories"]).get_indexer(text)
+        if spec.get("missing"):  # a gap is its own category, the last column
+            codes[gaps] = len(spec["categories"])
         unseen = codes < 0
         name = spec["name"]
         if unseen.any() and (warn_truncated or name not in self.truncated):
@@ -291,7 +312,7 @@ class TabularPreprocessor:
             else:
                 what = f"categories not seen in training ({_shown(values)})"
             _warn(f"Column {name!r}: {int(unseen.sum())} row(s) hold {what}; they are encoded as all zeros.", name)
-        encoded = numpy.zeros((len(codes), len(spec["categories"])), dtype=numpy.float64)
+        encoded = numpy.zeros((len(codes), len(spec["categories"]) + bool(spec.get("missing"))), dtype=numpy.float64)
         rows = numpy.flatnonzero(~unseen)
         encoded[rows, codes[rows]] = 1.0
         return encoded
@@ -304,8 +325,10 @@ class TabularPreprocessor:
         version 1 when an older xpann can read it, 2 with dates, 3 with coded columns."""
         self._require_fitted()
         kinds = {spec["kind"] for spec in self.columns}
-        version = 3 if "coded" in kinds else 2 if "date" in kinds else 1
-        return {"version": version, "one_hot_max": self.one_hot_max, "rows": self.rows,
+        version = 4 if any(spec.get("missing") for spec in self.columns) else \
+            3 if "coded" in kinds else 2 if "date" in kinds else 1
+        return {"version": version, "one_hot_max": self.one_hot_max, "missing_rule": self.missing_rule,
+                "rows": self.rows,
                 "columns": self.columns, "dropped": self.dropped, "missing": self.missing,
                 "truncated": self.truncated}
 
@@ -313,9 +336,12 @@ class TabularPreprocessor:
     def from_config(cls, config):
         _check_version(config, "feature preprocessing")
         try:
-            preprocessor = cls(one_hot_max=config.get("one_hot_max", ONE_HOT_MAX))
+            preprocessor = cls(one_hot_max=config.get("one_hot_max", ONE_HOT_MAX),
+                               missing=config.get("missing_rule", "fill"))
             columns = [dict(spec) for spec in config["columns"]]
             for spec in columns:
+                if not isinstance(spec.get("missing", False), bool):
+                    raise ValueError(f"'missing' of column {spec.get('name')!r} must be true or false")
                 if not isinstance(spec["name"], (str, int, float)) or isinstance(spec["name"], bool):
                     raise ValueError(f"a column name must be text or a number, got {spec['name']!r}")
                 if spec["kind"] in ("numeric", "date"):

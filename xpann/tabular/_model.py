@@ -626,12 +626,15 @@ def _count(number, noun):
 
 
 def _fill(spec):
+    """How a column's gaps are handled, in words: "median 3.5 and a missing indicator"."""
+    flagged = " and a missing indicator" if spec.get("missing") else ""
     if spec["kind"] == "numeric":
-        return f"median {spec['fill']:.4g}"
+        return f"median {spec['fill']:.4g}{flagged}"
     if spec["kind"] == "date":
         import pandas
 
-        return f"median {(pandas.Timestamp('1970-01-01') + pandas.Timedelta(days=spec['fill'])).strftime('%Y-%m-%d')}"
+        day = (pandas.Timestamp("1970-01-01") + pandas.Timedelta(days=spec["fill"])).strftime("%Y-%m-%d")
+        return f"median {day}{flagged}"
     if spec["kind"] == "coded":
         return "the missing code"
-    return f"most frequent {spec['fill']!r}"
+    return "a missing category" if spec.get("missing") else f"most frequent {spec['fill']!r}"
