@@ -67,6 +67,9 @@ class SingleWorld:
         raise SystemExit(message)
 
 
+SAY_SECONDS = 0.5  # the pause after a failing rank's message, before the job is aborted
+
+
 class MPIWorld:
     """The ranks of an MPI job. Arrays are summed with ``Iallreduce(IN_PLACE)``; device arrays of a
     GPU backend pass through the host (use NCCL on GPUs). An uncaught exception on any rank prints
@@ -135,8 +138,11 @@ class MPIWorld:
         self.comm.Abort(1)
 
     def _say(self, message):
+        """The failing rank's one line, given ``SAY_SECONDS`` to reach mpiexec before an abort
+        kills the job (a busy machine's launcher forwards output late, and an abort drops it)."""
         self._stderr.write(f"xpann: rank {self.rank} of {self.size} failed: {message.rstrip('.')}; stopping every rank.\n")
         self._stderr.flush()
+        time.sleep(SAY_SECONDS)
 
     # ----- collectives with a deadline ---------------------------------------------------------
 
