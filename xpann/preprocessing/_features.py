@@ -250,14 +250,18 @@ class TabularPreprocessor:
         numbers), or a value is too large for float32, it is a ValueError naming the first."""
         self._require_fitted()
         self.check_columns(frame)
-        parts = []
+        out = numpy.empty((len(frame), len(self.output_names)), dtype=numpy.float32)
+        at = 0  # the next output column; each block is written in place, float64 rounded once
         for spec in self.columns:
             series = frame[spec["name"]]
             if spec["kind"] == "categorical":
-                parts.append(self._one_hot(spec, series, warn_truncated))
+                block = self._one_hot(spec, series, warn_truncated)
+                out[:, at:at + block.shape[1]] = block
+                at += block.shape[1]
                 continue
             if spec["kind"] == "coded":
-                parts.append(self._codes(spec, series, warn_truncated)[:, None])
+                out[:, at] = self._codes(spec, series, warn_truncated)
+                at += 1
                 continue
             if spec["kind"] == "numeric":
                 values, bad = _parse_numbers(series)
@@ -270,10 +274,12 @@ class TabularPreprocessor:
             _check_range(series, spec["name"], values)
             gaps = numpy.isnan(values)
             values = numpy.where(gaps, spec["fill"], values)
-            parts.append(_standardised(values, spec, series)[:, None])
+            out[:, at] = _standardised(values, spec, series)
+            at += 1
             if spec.get("missing"):
-                parts.append(gaps.astype(numpy.float64)[:, None])
-        return numpy.concatenate(parts, axis=1).astype(numpy.float32)
+                out[:, at] = gaps
+                at += 1
+        return out
 
     def _codes(self, spec, series, warn_truncated):
         """MISSING_CODE for gaps, UNKNOWN_CODE for categories not kept in training, 2 + i for ``categories[i]``."""
