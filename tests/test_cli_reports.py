@@ -59,29 +59,27 @@ def truth_and_predictions(data, predictions, target):
     return rows[target].to_numpy()[filled], predicted["prediction"].to_numpy()[filled]
 
 
-@pytest.fixture(scope="module")
-def classifier(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("reports_classifier")
-    animals(300, seed=1, empty=7).to_csv(folder / "train.csv", index=False)
-    animals(200, seed=2, empty=9).to_csv(folder / "test.csv", index=False)
+def _trained(folder, make, target):
+    """Train on 300 rows of ``make`` (7 empty targets), predict for 200 more: the paths, the
+    training output and the true and predicted values of the held-out rows."""
+    make(300, seed=1, empty=7).to_csv(folder / "train.csv", index=False)
+    make(200, seed=2, empty=9).to_csv(folder / "test.csv", index=False)
     model = folder / "model.npz"
-    trained = run("train", folder / "train.csv", "--target", "label", "--epochs", 5, "--lr", 0.01, "--out", model)
+    trained = run("train", folder / "train.csv", "--target", target, "--epochs", 5, "--lr", 0.01, "--out", model)
     run("predict", model, folder / "test.csv", "--out", folder / "predictions.csv")
-    truth, predicted = truth_and_predictions(folder / "test.csv", folder / "predictions.csv", "label")
+    truth, predicted = truth_and_predictions(folder / "test.csv", folder / "predictions.csv", target)
     return {"folder": folder, "model": model, "trained": trained.output, "truth": truth, "predicted": predicted}
 
 
 @pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    return _trained(tmp_path_factory.mktemp("reports_classifier"), animals, "label")
+
+
+@pytest.fixture(scope="module")
 def regression(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("reports_regression")
-    prices(300, seed=1, empty=5).to_csv(folder / "train.csv", index=False)
-    prices(200, seed=2, empty=6).to_csv(folder / "test.csv", index=False)
-    model = folder / "model.npz"
-    trained = run("train", folder / "train.csv", "--target", "price", "--epochs", 5, "--lr", 0.01, "--out", model)
-    run("predict", model, folder / "test.csv", "--out", folder / "predictions.csv")
-    truth, predicted = truth_and_predictions(folder / "test.csv", folder / "predictions.csv", "price")
-    return {"folder": folder, "model": model, "trained": trained.output, "truth": truth.astype(float),
-            "predicted": predicted.astype(float)}
+    trained = _trained(tmp_path_factory.mktemp("reports_regression"), prices, "price")
+    return {**trained, "truth": trained["truth"].astype(float), "predicted": trained["predicted"].astype(float)}
 
 
 def expected_classification(classifier, labels):
