@@ -227,6 +227,11 @@ def test_auto_leaves_one_core_to_the_rest_of_the_machine(monkeypatch, spare, all
     assert chosen(monkeypatch, allowed, LARGE, setting="2", spare=spare) == 2  # a number still forces it
 
 
+def test_a_forced_count_never_exceeds_the_pool_the_process_allows(monkeypatch):
+    assert chosen(monkeypatch, 2, LARGE, setting="4") == 2
+    assert chosen(monkeypatch, 3, SMALL, setting="8") == 3
+
+
 def test_spare_cores_are_the_usable_cores_less_one(monkeypatch):
     monkeypatch.setattr(_threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
     assert _threads._spare_cores() == 3

@@ -90,7 +90,7 @@ class ThreadPlan:
         if allowed is None:
             self.threads = None
         elif forced is not None:
-            self.threads = forced
+            self.threads = min(forced, allowed)  # the process's own limit wins, as for auto
         else:
             self.threads = min(allowed, _spare_cores()) if largest >= PARALLEL_MIN_WORK else 1
         self._next_check = 0.0
