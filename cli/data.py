@@ -61,17 +61,6 @@ def input_file(data_file, dataset):
     return data_file or str(dataset_path(dataset))
 
 
-@contextlib.contextmanager
-def about(path):
-    """ValueErrors raised inside name the file ``path``."""
-    try:
-        yield
-    except ValueError as error:
-        if str(error).startswith(str(path)):
-            raise
-        raise ValueError(f"{path}: {error}") from None
-
-
 def require_column(frame, column, path, what="Column"):
     """ValueError when ``column`` is not in ``frame`` (read from ``path``), naming the nearest column."""
     tabular.require_column(frame, column, path, what)

@@ -40,8 +40,8 @@ def evaluate(model_file, data_file, dataset, target, as_json, backend):
         count = f"{rows:,} " if isinstance(rows, int) else ""
         click.echo(f"Warning: {table.path} is the file the model was trained on: these rows include its {count}training "
                    "rows, so the metrics overstate how well it does on new data.", err=True)
-    with data.about(path), report.warnings_as_messages():
-        summary = pipeline.evaluation(table.frame, target=target)
+    with report.warnings_as_messages():
+        summary = pipeline.evaluation(table, target=target)
     missing = pipeline.preprocessor.missing_counts(table.frame)
     if missing:
         counts = ", ".join(f"{name} {count:,}" for name, count in missing.items())

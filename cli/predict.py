@@ -28,8 +28,8 @@ def predict(model_file, data_file, dataset, out, backend):
         data.check_output(out, {"model file": model_file, "data file": path}, "predictions")
     pipeline = tabular.load(model_file, backend=backend)
     table = pipeline.read(path)
-    with data.about(path), report.warnings_as_messages():
-        added = pipeline.predict_table(table.frame)
+    with report.warnings_as_messages():
+        added = pipeline.predict_table(table)
     missing = pipeline.preprocessor.missing_counts(table.frame)
     if missing:
         counts = ", ".join(f"{name} {count:,}" for name, count in missing.items())

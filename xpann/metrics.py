@@ -199,15 +199,17 @@ class _ClassCounts(Metric):
 
     def __init__(self, kind="sparse", threshold=0.5):
         self.kind, self.threshold = kind, threshold
+        self._labels = None  # the class indices, made once on the device
         super().__init__()
 
     def batch_count(self, y_true):
         return y_true.shape[0]
 
     def batch_sums(self, y_true, y_pred):
-        xp = self._backend.xp
         predicted, truth, classes = _predicted_and_true(self, y_true, y_pred)
-        labels = xp.arange(classes)
+        if self._labels is None or self._labels.shape[0] != classes:
+            self._labels = self._backend.xp.arange(classes)
+        labels = self._labels
         hit_predicted, hit_true = predicted[:, None] == labels, truth[:, None] == labels
         return ((hit_predicted & hit_true).sum(axis=0, dtype="float64"), hit_predicted.sum(axis=0, dtype="float64"),
                 hit_true.sum(axis=0, dtype="float64"))

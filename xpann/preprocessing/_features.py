@@ -240,27 +240,30 @@ class TabularPreprocessor:
                 f"{', '.join(map(repr, self.feature_columns))}."
             )
 
-    def transform(self, frame, warn_truncated=True):
+    def transform(self, frame, warn_truncated=True, new_rows=None):
         """``frame`` as a float32 array (rows, len(output_names)).
 
         Warns about categories unseen in training (``warn_truncated=False`` leaves out those a
-        coded column saw only once, and those cut by an older file's limit: the training rows) and
+        coded column saw only once, and those cut by an older file's limit: the training rows;
+        ``new_rows`` names the rows that can hold them, such as "validation") and
         about cells of a number or date column that are not one (read as missing, as in ``fit``);
         when they are more than half of the column's filled cells (the column does not hold
         numbers), or a value is too large for float32, it is a ValueError naming the first."""
         self._require_fitted()
         self.check_columns(frame)
+        unseen = ("row(s) hold categories not seen in training" if new_rows is None else
+                  f"{new_rows} row(s) hold categories not seen in the training rows")
         out = numpy.empty((len(frame), len(self.output_names)), dtype=numpy.float32)
         at = 0  # the next output column; each block is written in place, float64 rounded once
         for spec in self.columns:
             series = frame[spec["name"]]
             if spec["kind"] == "categorical":
-                block = self._one_hot(spec, series, warn_truncated)
+                block = self._one_hot(spec, series, warn_truncated, unseen)
                 out[:, at:at + block.shape[1]] = block
                 at += block.shape[1]
                 continue
             if spec["kind"] == "coded":
-                out[:, at] = self._codes(spec, series, warn_truncated)
+                out[:, at] = self._codes(spec, series, warn_truncated, unseen)
                 at += 1
                 continue
             if spec["kind"] == "numeric":
@@ -281,7 +284,7 @@ class TabularPreprocessor:
                 at += 1
         return out
 
-    def _codes(self, spec, series, warn_truncated):
+    def _codes(self, spec, series, warn_truncated, unseen):
         """MISSING_CODE for gaps, UNKNOWN_CODE for categories not kept in training, 2 + i for ``categories[i]``."""
         import pandas
 
@@ -293,13 +296,13 @@ class TabularPreprocessor:
         if unknown.any() and (warn_truncated or not spec["rare"]):
             values = sorted(set(text[unknown]))
             seen = " (or seen only once)" if spec["rare"] else ""
-            _warn(f"Column {name!r}: {int(unknown.sum())} row(s) hold categories not seen in training{seen} "
+            _warn(f"Column {name!r}: {int(unknown.sum())} {unseen}{seen} "
                   f"({_shown(values)}); they get the unknown category's code.", name)
         codes[missing] = MISSING_CODE
         codes[unknown] = UNKNOWN_CODE
         return codes.astype(numpy.float64)
 
-    def _one_hot(self, spec, series, warn_truncated):
+    def _one_hot(self, spec, series, warn_truncated, unseen):
         import pandas
 
         keys = _category_keys(series)
@@ -308,18 +311,18 @@ class TabularPreprocessor:
         codes = pandas.Index(spec["categories"]).get_indexer(text)
         if spec.get("missing"):  # a gap is its own category, the last column
             codes[gaps] = len(spec["categories"])
-        unseen = codes < 0
+        missed = codes < 0
         name = spec["name"]
-        if unseen.any() and (warn_truncated or name not in self.truncated):
-            values = sorted(set(text[unseen]))
+        if missed.any() and (warn_truncated or name not in self.truncated):
+            values = sorted(set(text[missed]))
             if name in self.truncated:
-                what = (f"categories outside the {len(spec['categories'])} most frequent kept in training "
-                        f"(rare or new: {_shown(values)})")
+                what = (f"row(s) hold categories outside the {len(spec['categories'])} most frequent kept in "
+                        f"training (rare or new: {_shown(values)})")
             else:
-                what = f"categories not seen in training ({_shown(values)})"
-            _warn(f"Column {name!r}: {int(unseen.sum())} row(s) hold {what}; they are encoded as all zeros.", name)
+                what = f"{unseen} ({_shown(values)})"
+            _warn(f"Column {name!r}: {int(missed.sum())} {what}; they are encoded as all zeros.", name)
         encoded = numpy.zeros((len(codes), len(spec["categories"]) + bool(spec.get("missing"))), dtype=numpy.float64)
-        rows = numpy.flatnonzero(~unseen)
+        rows = numpy.flatnonzero(~missed)
         encoded[rows, codes[rows]] = 1.0
         return encoded
 

@@ -5,6 +5,7 @@ import contextlib
 import math
 import os
 import time
+import types
 import warnings
 
 import numpy
@@ -113,7 +114,8 @@ class TabularModel:
         stopper = None if held_out is None else callbacks.EarlyStopping(
             monitor="val_loss", patience=epochs if o["patience"] is None else o["patience"],
             restore_best_weights=True)
-        self._say(f"Network: {describe_network(model, preprocessor, encoder, o['hidden'], o['activation'], o['init'], o['dropout'])}.")
+        network = describe_network(model, preprocessor, encoder, o["hidden"], o["activation"], o["init"], o["dropout"])
+        self._say(f"Network: {network}.")
         if by_folds:
             keeping = "; no rows held out, the model keeps the last epoch's weights"
         elif stopper is None:
@@ -149,8 +151,8 @@ class TabularModel:
                                                      for name, v in results.items()}, caught)
         for text, category in dict.fromkeys((str(w.message), w.category) for w in caught):
             if issubclass(category, RuntimeWarning):  # NumPy's floating-point notices, in words
-                text, category = f"numerical trouble in training: {text}", UserWarning
-            warnings.warn(text, category if issubclass(category, TrainingHealthWarning) else UserWarning,
+                text = f"numerical trouble in training: {text}"
+            warnings.warn(text, TrainingHealthWarning if issubclass(category, TrainingHealthWarning) else UserWarning,
                           stacklevel=2)
 
         epochs_run = len(history.epoch)
@@ -286,7 +288,9 @@ class TabularModel:
                 warnings.simplefilter("ignore", preprocessing.PreprocessingWarning)
                 preprocessor = preprocessing.TabularPreprocessor().fit(
                     training, features, drop=o["drop"], keep=o["keep"], ids=ids)
-            x_all = _transform_naming_validation_rows(preprocessor, frame)
+            # one pass over every row, so each column's odd cells are reported once; a category
+            # unseen in training can only be in the validation rows
+            x_all = preprocessor.transform(frame, warn_truncated=False, new_rows="validation")
             encoder = preprocessing.TargetEncoder(task, name=self.target).fit(training[self.target])
             y_train = encoder.transform(training[self.target])
             x_train = x_all[train_rows]
@@ -298,9 +302,9 @@ class TabularModel:
             stratified = "stratified by class, " if task == "classification" else ""
             self._say(f"Split: {len(training):,} training rows, {len(validation):,} validation rows "
                       f"({stratified}seed {o['seed']}).")
-        return _Prepared(source=source, features=features, task=task, preprocessor=preprocessor, by_folds=by_folds,
-                         target_encoder=encoder, training=training, x_train=x_train, y_train=y_train,
-                         held_out=held_out, weights=train_weights)
+        return types.SimpleNamespace(source=source, features=features, task=task, preprocessor=preprocessor,
+                                     by_folds=by_folds, target_encoder=encoder, training=training, x_train=x_train,
+                                     y_train=y_train, held_out=held_out, weights=train_weights)
 
     @staticmethod
     def _require_column(frame, column, what):
@@ -457,26 +461,28 @@ class TabularModel:
 
         return source.frame.index if source.path is None else pandas.RangeIndex(len(source.frame))
 
+    def _outputs(self, data, what):
+        """(the Source of ``data``, the network's host outputs for its rows)."""
+        self._require_fitted(what)
+        source = self._read(data)
+        return source, numpy.asarray(self.model.predict(self._inputs(source)))
+
     def predict(self, data):
         """A pandas Series named after the target, one value per row of ``data`` (its index; a file's
         rows numbered from 0): class labels as written in the training data, or values in the
         target's units."""
         import pandas
 
-        self._require_fitted("predict")
-        source = self._read(data)
-        outputs = self.model.predict(self._inputs(source))
+        source, outputs = self._outputs(data, "predict")
         return pandas.Series(self.target_encoder.decode(outputs), index=self._index(source), name=self.target)
 
     def predict_proba(self, data):
         """A DataFrame of class probabilities, one column per class label (classification only)."""
         import pandas
 
-        self._require_fitted("predict_proba")
-        if self.task != "classification":
+        if self.task == "regression":
             raise ValueError("predict_proba is for classification; this model is a regression (use predict).")
-        source = self._read(data)
-        outputs = numpy.asarray(self.model.predict(self._inputs(source)))
+        source, outputs = self._outputs(data, "predict_proba")
         return pandas.DataFrame(outputs, index=self._index(source), columns=list(self.target_encoder.classes))
 
     def predict_table(self, data):
@@ -484,9 +490,7 @@ class TabularModel:
         one ``probability_<label>`` column per class."""
         import pandas
 
-        self._require_fitted("predict")
-        source = self._read(data)
-        outputs = numpy.asarray(self.model.predict(self._inputs(source)))
+        source, outputs = self._outputs(data, "predict")
         added = {"prediction": self.target_encoder.decode(outputs)}
         if self.task == "classification":
             for index, label in enumerate(self.target_encoder.classes):
@@ -574,22 +578,6 @@ def load(path, backend=None):
     return loaded
 
 
-def _transform_naming_validation_rows(preprocessor, frame):
-    """The inputs of every row, in one pass (each column's odd cells reported once); a category
-    unseen in training can only be in the validation rows, and the warning says so."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        x = preprocessor.transform(frame, warn_truncated=False)
-    for warning in caught:
-        message = warning.message
-        if isinstance(message, preprocessing.PreprocessingWarning):
-            message = preprocessing.PreprocessingWarning(
-                str(message).replace("row(s) hold categories not seen in training",
-                                     "validation row(s) hold categories not seen in the training rows"), message.column)
-        warnings.warn(message, stacklevel=3)
-    return x
-
-
 def _warn_if_continuous(series, instead):
     """A warning when a target forced to classification looks like a measurement: numbers, not all
     whole, or more than 20 distinct values, so that most classes hold a few rows."""
@@ -601,13 +589,6 @@ def _warn_if_continuous(series, instead):
         warnings.warn(f"Target {series.name!r} holds numbers with {distinct:,} distinct values, {values.size / distinct:.1f} "
                       f"rows per class on average: as classes they say little; {instead} predicts them as numbers.",
                       UserWarning, stacklevel=4)
-
-
-class _Prepared:
-    """What ``_prepare`` learned and made, by name."""
-
-    def __init__(self, **fields):
-        self.__dict__.update(fields)
 
 
 @contextlib.contextmanager

@@ -2,7 +2,7 @@
 
 import os
 
-from ._csv import digest, read_table
+from ._csv import CsvFile, digest, read_table
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
@@ -43,8 +43,9 @@ def _parquet(path):
 
 
 def read_source(data, text=()):
-    """A Source for ``data``: a DataFrame (used as given, never modified), or a path. A CSV's
-    columns of numbers are read as numbers, but those named in ``text`` (see ``read_table``)."""
+    """A Source for ``data``: a DataFrame (used as given, never modified), a CsvFile read before,
+    or a path. A CSV's columns of numbers are read as numbers, but those named in ``text`` (see
+    ``read_table``)."""
     import pandas
 
     if isinstance(data, pandas.DataFrame):
@@ -55,6 +56,8 @@ def read_source(data, text=()):
         if len(data) == 0:
             raise ValueError("The data frame has no rows.")
         return Source(data)
+    if isinstance(data, CsvFile):  # read already (``TabularModel.read``): messages name its file
+        return Source(data.frame, data, path=data.path, shown=data.path, notes=data.notes, digest=data.digest)
     if isinstance(data, (str, os.PathLike)):
         path = os.fspath(data)
         if path.lower().endswith(PARQUET_SUFFIXES):
