@@ -35,8 +35,12 @@ VARIANTS = {
     "embeddings of width 4": {"embedding_width": 4},
     "embeddings of width 8": {"embedding_width": 8},
     "gaps filled only": {"missing": "fill"},
+    "robust scaling + smooth clipping": {"scaling": "robust"},
+    "label smoothing 0.1": {"label_smoothing": 0.1},
+    "robust + label smoothing 0.1": {"scaling": "robust", "label_smoothing": 0.1},
 }
-PATCHES = {"embedding_width", "missing"}  # not TabularModel options: the preprocessing's, replaced
+PREPROCESSING = ("one_hot_max", "missing", "scaling")  # TabularPreprocessor's arguments, in order
+PATCHES = {"embedding_width", *PREPROCESSING}  # not TabularModel options: the preprocessing's, replaced
 TABLES = ("titanic", "Aids2", "InstEval", "diamonds", "movies", "Cars93", "mtcars", "economics", "penguins",
           "iris", "wine", "breast_cancer", "diabetes")
 
@@ -53,8 +57,8 @@ def run(tables, variants, splits):
                 original = features_module.embedding_width, features_module.TabularPreprocessor.__init__.__defaults__
                 if width is not None:
                     features_module.embedding_width = lambda codes, width=width: width
-                if "missing" in VARIANTS[name]:
-                    features_module.TabularPreprocessor.__init__.__defaults__ = (original[1][0], VARIANTS[name]["missing"])
+                features_module.TabularPreprocessor.__init__.__defaults__ = tuple(
+                    VARIANTS[name].get(key, default) for key, default in zip(PREPROCESSING, original[1]))
                 start = time.perf_counter()
                 try:
                     value, extra = quality._xpann(train, test, target, task, seed, **options)

@@ -97,6 +97,11 @@ def _class_weights(ctx, param, value):
               help="L2 weight decay of the optimizer (torch's weight_decay: added to each gradient).")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
               help="Dropout rate after each hidden layer.")
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Classification: train on targets softened to (1 - s) one-hot + s / classes.")
+@click.option("--scaling", type=click.Choice(["robust", "standard"]), default="robust", show_default=True,
+              help="Number and date columns: robust, (x - median) / IQR smoothly clipped to +-3; standard, "
+                   "(x - mean) / sd.")
 @click.option("--epochs", default=None, metavar="N|cv", callback=_epochs,
               help=f"Passes over the training rows [default: {DEFAULT_EPOCHS}; small data sets get more, "
                    f"up to {MAX_DEFAULT_EPOCHS}, for about {SMALL_DATA_STEPS} steps]; cv: the count with the lowest "
@@ -117,7 +122,7 @@ def _class_weights(ctx, param, value):
 @click.option("--class-weight", metavar="balanced|LABEL=W,...", callback=_class_weights,
               help="Weight each class's rows: 'balanced' (n / (classes x class count)) or LABEL=WEIGHT pairs.")
 def train(data_file, target, dataset, task, drop, keep, hidden, activation, initializer, optimizer, lr, lr_schedule,
-          weight_decay, dropout, epochs, batch_size, val_split, patience, backend, seed, out, plot, sample_weight, class_weight):
+          weight_decay, dropout, label_smoothing, scaling, epochs, batch_size, val_split, patience, backend, seed, out, plot, sample_weight, class_weight):
     """Train a model on DATA.csv (or a bundled data set).
 
     Learns to predict the --target column of DATA.csv, or the target of a bundled --dataset.
@@ -128,12 +133,12 @@ def train(data_file, target, dataset, task, drop, keep, hidden, activation, init
     """
     with data.outliving_the_reader():  # | head must not cost the model: finish and save
         _train(data_file, target, dataset, task, drop, keep, hidden, activation, initializer, optimizer, lr, lr_schedule,
-               weight_decay, dropout, epochs, batch_size, val_split, patience, backend, seed, out, plot, sample_weight,
+               weight_decay, dropout, label_smoothing, scaling, epochs, batch_size, val_split, patience, backend, seed, out, plot, sample_weight,
                class_weight)
 
 
 def _train(data_file, target, dataset, task, drop, keep, hidden, activation, initializer, optimizer, lr, lr_schedule,
-           weight_decay, dropout, epochs, batch_size, val_split, patience, backend, seed, out, plot, sample_weight, class_weight):
+           weight_decay, dropout, label_smoothing, scaling, epochs, batch_size, val_split, patience, backend, seed, out, plot, sample_weight, class_weight):
     if patience is not None and val_split == 0:
         raise click.BadParameter("--patience watches the validation loss; give --val-split > 0.",
                                  param_hint="'--patience'")
@@ -150,6 +155,7 @@ def _train(data_file, target, dataset, task, drop, keep, hidden, activation, ini
     pipeline = CommandLineModel(
         target=target, task=task, drop=drop, keep=keep, hidden=hidden, activation=activation, init=initializer,
         optimizer=optimizer, lr=lr, lr_schedule=lr_schedule, weight_decay=weight_decay, dropout=dropout,
+        label_smoothing=label_smoothing, scaling=scaling,
         epochs="auto" if epochs is None else epochs, batch_size=batch_size,
         val_split=val_split, patience=patience, class_weight=class_weight, seed=seed, backend=backend, verbose=1)
     try:

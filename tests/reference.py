@@ -102,6 +102,25 @@ def sparse_categorical_crossentropy_logits(labels, z):
     return -numpy.mean(log_softmax(z)[numpy.arange(z.shape[0]), labels])
 
 
+def smoothed(y, ls, classes):
+    """Keras' label smoothing of dense targets: y (1 - ls) + ls / classes (2 for binary)."""
+    return y * (1 - ls) + ls / classes
+
+
+def sparse_categorical_crossentropy_smoothed(labels, p, ls):
+    """torch.nn.CrossEntropyLoss(label_smoothing=ls) on probabilities (clipped as the unsmoothed one):
+    mean_i of -(1 - ls) log p[i, label_i] - (ls / K) sum_k log p[i, k]."""
+    log_p = numpy.log(numpy.clip(p, EPSILON, 1 - EPSILON))
+    picked = log_p[numpy.arange(p.shape[0]), labels]
+    return numpy.mean(-(1 - ls) * picked - ls / p.shape[1] * log_p.sum(axis=1))
+
+
+def sparse_categorical_crossentropy_smoothed_logits(labels, z, ls):
+    log_p = log_softmax(z)
+    picked = log_p[numpy.arange(z.shape[0]), labels]
+    return numpy.mean(-(1 - ls) * picked - ls / z.shape[1] * log_p.sum(axis=1))
+
+
 def per_sample_losses(name, y, p):
     """Each sample's loss (the mean over its outputs for mse, mae, huber, binary cross-entropy)."""
     rows = p.shape[0]

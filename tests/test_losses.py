@@ -64,11 +64,21 @@ def make_case(name, rng):
     if name == "sparse_logits":
         return (losses.SparseCategoricalCrossentropy(from_logits=True), rng.integers(0, K, N),
                 rng.normal(0, 3, (N, K)), reference.sparse_categorical_crossentropy_logits)
+    if name.endswith("_smoothed"):  # label smoothing 0.2: Keras' softened targets, torch's sparse formula
+        loss, y, pred, ref = make_case(name[:-len("_smoothed")], rng)
+        smoothed = type(loss)(from_logits=loss.from_logits, label_smoothing=LS)
+        if name.startswith("sparse"):
+            ref = (reference.sparse_categorical_crossentropy_smoothed_logits if loss.from_logits
+                   else reference.sparse_categorical_crossentropy_smoothed)
+            return smoothed, y, pred, lambda t, p, ref=ref: ref(t, p, LS)
+        classes = 2 if name.startswith("bce") else y.shape[-1]
+        return smoothed, y, pred, lambda t, p, ref=ref: ref(reference.smoothed(t, LS, classes), p)
     raise KeyError(name)
 
 
-CASES = ["mse", "mae", "rmse", "huber", "huber_0.5", "bce", "bce_logits", "cce", "cce_logits", "sparse",
-         "sparse_logits"]
+LS = 0.2
+CROSS_ENTROPIES = ["bce", "bce_logits", "cce", "cce_logits", "sparse", "sparse_logits"]
+CASES = ["mse", "mae", "rmse", "huber", "huber_0.5", *CROSS_ENTROPIES, *(f"{c}_smoothed" for c in CROSS_ENTROPIES)]
 
 
 def to_device(backend, y, pred):
@@ -101,8 +111,9 @@ FUSED = [("bce", losses.BinaryCrossentropy, "sigmoid", (N, 3)),
          ("sparse", losses.SparseCategoricalCrossentropy, "softmax", (N, K))]
 
 
+@pytest.mark.parametrize("smoothing", [0.0, LS], ids=["plain", "smoothed"])
 @pytest.mark.parametrize("name, cls, activation, shape", FUSED, ids=[f[0] for f in FUSED])
-def test_fused_logits_path(backend, name, cls, activation, shape):
+def test_fused_logits_path(backend, name, cls, activation, shape, smoothing):
     """logits_value_and_grad = the loss of activation(logits), differentiated through it."""
     rng = numpy.random.default_rng(2)
     logits = rng.normal(0, 2, shape)
@@ -112,7 +123,7 @@ def test_fused_logits_path(backend, name, cls, activation, shape):
         y = rng.integers(0, 2, shape).astype(float)
     else:
         y = one_hot(rng.integers(0, shape[1], shape[0]))
-    loss = cls()  # on probabilities, as a model with a sigmoid/softmax output would use it
+    loss = cls(label_smoothing=smoothing)  # on probabilities, as a model with a sigmoid/softmax output uses it
     act = activations.get(activation)
     assert loss.fuses_with(act) and not cls(from_logits=True).fuses_with(act)
     y_dev, z_dev = to_device(backend, y, logits)
@@ -128,7 +139,7 @@ def test_fused_logits_path(backend, name, cls, activation, shape):
         return float(loss.logits_value_and_grad(backend, y_dev, backend.asarray(z))[0])
 
     numpy.testing.assert_allclose(backend.to_numpy(grad), numeric_gradient(f, logits), rtol=1e-6, atol=1e-9)
-    same_value, same_grad = cls(from_logits=True).value_and_grad(backend, y_dev, z_dev)
+    same_value, same_grad = cls(from_logits=True, label_smoothing=smoothing).value_and_grad(backend, y_dev, z_dev)
     assert float(same_value) == float(value)
     numpy.testing.assert_array_equal(backend.to_numpy(same_grad), backend.to_numpy(grad))
 
@@ -236,3 +247,29 @@ def test_backends_agree(case):
         return [value, grad]
 
     assert_backends_agree(run, "float32")
+
+
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_smoothed_sparse_labels_equal_smoothed_one_hot_targets(backend, from_logits):
+    """Sparse and dense categorical cross-entropy agree under label smoothing, weighted or not."""
+    rng = numpy.random.default_rng(5)
+    labels = rng.integers(0, K, N)
+    pred = rng.normal(0, 2, (N, K)) if from_logits else rng.dirichlet(numpy.ones(K), N)
+    weights = backend.asarray(rng.uniform(0.5, 2.0, N))
+    sparse = losses.SparseCategoricalCrossentropy(from_logits=from_logits, label_smoothing=LS)
+    dense = losses.CategoricalCrossentropy(from_logits=from_logits, label_smoothing=LS)
+    for sample_weight in (None, weights):
+        a = sparse.value_and_grad(backend, backend.asarray(labels), backend.asarray(pred), sample_weight)
+        b = dense.value_and_grad(backend, backend.asarray(one_hot(labels)), backend.asarray(pred), sample_weight)
+        assert float(a[0]) == pytest.approx(float(b[0]), rel=1e-13)
+        numpy.testing.assert_allclose(backend.to_numpy(a[1]), backend.to_numpy(b[1]), rtol=1e-12, atol=1e-15)
+
+
+def test_label_smoothing_is_checked_and_kept_in_the_config():
+    loss = losses.SparseCategoricalCrossentropy(label_smoothing=0.1)
+    again = losses.deserialize(losses.serialize(loss))
+    assert type(again) is type(loss) and again.label_smoothing == 0.1 and not again.from_logits
+    assert "label_smoothing" not in losses.BinaryCrossentropy().get_config()  # old configs stay as they were
+    for bad in (-0.1, 1.0, float("nan"), "0.1"):
+        with pytest.raises(ValueError, match="label_smoothing"):
+            losses.CategoricalCrossentropy(label_smoothing=bad)

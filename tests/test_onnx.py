@@ -87,6 +87,7 @@ def test_a_classifier_with_its_preprocessing_gives_what_predict_writes(tmp_path)
     new = table(60, seed=1).drop(columns=["price", "band"])
     new.loc[0, "town"] = "Brest"  # unseen: all zeros, not the last category
     new.loc[1, "shop"] = "nowhere"  # unseen: the unknown code
+    new.loc[2, "area"] = 1e7  # far outside the training values: clipped smoothly to near +3
     label, probabilities = runner.run(None, feeds_for(model.preprocessor, new))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

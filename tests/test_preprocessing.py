@@ -40,7 +40,7 @@ def roundtrip(preprocessor):
 
 
 def test_numeric_columns_are_imputed_with_the_median_and_standardised(frame):
-    pre = TabularPreprocessor(missing="fill").fit(frame, ["age"])
+    pre = TabularPreprocessor(missing="fill", scaling="standard").fit(frame, ["age"])
     x = pre.transform(frame)
     assert x.dtype == numpy.float32 and x.shape == (6, 1)
     filled = numpy.array([20, 30, 40, 50, 40, 60], dtype=float)  # median of the others is 40
@@ -110,7 +110,7 @@ def test_no_usable_column_is_an_error():
 def test_many_categories_become_codes_for_an_embedding_and_none_is_cut():
     letters = list("aaabbbccd")  # d is seen once: it shares the unknown code
     frame = pandas.DataFrame({"letter": letters + [None], "x": numpy.arange(10.0)})
-    pre = TabularPreprocessor(one_hot_max=2).fit(frame)
+    pre = TabularPreprocessor(one_hot_max=2, scaling="standard").fit(frame)
     assert pre.output_names == ["letter", "x"]
     spec = pre.columns[0]
     assert spec["kind"] == "coded" and spec["categories"] == ["a", "b", "c"] and spec["rare"] == 1
@@ -382,7 +382,7 @@ def test_thousands_separators_and_none_words():
 def test_dates_become_standardised_days_and_travel_in_the_config():
     frame = pandas.DataFrame({"built": ["1970-01-11", "1970-01-21", "1970-01-31 12:00", "", "1970-01-21T00:00"],
                               "x": [1.0, 2.0, 3.0, 4.0, 5.0]}, dtype=object).replace("", None)
-    pre = TabularPreprocessor(missing="fill").fit(frame)
+    pre = TabularPreprocessor(missing="fill", scaling="standard").fit(frame)
     spec = pre.columns[0]
     assert spec["kind"] == "date" and spec["fill"] == 20.0  # the median: 1970-01-21 is day 20
     config = json.loads(json.dumps(pre.to_config()))
@@ -390,7 +390,7 @@ def test_dates_become_standardised_days_and_travel_in_the_config():
     again = TabularPreprocessor.from_config(config)
     x = again.transform(pandas.DataFrame({"built": ["1970-01-21"], "x": [1.0]}))
     assert x[0, 0] == pytest.approx((20 - spec["mean"]) / spec["scale"])
-    assert TabularPreprocessor().fit(frame[["x"]]).to_config()["version"] == 1  # readable by older xpann
+    assert TabularPreprocessor(scaling="standard").fit(frame[["x"]]).to_config()["version"] == 1  # older xpann reads it
     with pytest.raises(ValueError, match=r"'built' should hold dates \(YYYY-MM-DD\) but holds 'soon'"):
         again.transform(pandas.DataFrame({"built": ["soon", "later", "1970-01-02"], "x": [1.0] * 3}))
 
@@ -477,7 +477,42 @@ def test_gaps_in_training_get_a_missing_category_or_indicator_by_default(frame):
     filled = TabularPreprocessor(missing="fill").fit(frame, ["age", "city"]).transform(frame)
     numpy.testing.assert_array_equal(x[:, [0, 2, 3, 4]][~gaps_city], filled[~gaps_city])
     again = TabularPreprocessor.from_config(json.loads(json.dumps(pre.to_config())))
-    assert pre.to_config()["version"] == 4
+    assert pre.to_config()["version"] == 5  # smooth clipping (the default) is newer than missing indicators
+    assert TabularPreprocessor(scaling="standard").fit(frame, ["age", "city"]).to_config()["version"] == 4
     numpy.testing.assert_array_equal(again.transform(frame), x)
     with pytest.raises(ValueError, match="missing must be one of indicate, fill"):
         TabularPreprocessor(missing="drop")
+
+
+def test_robust_scaling_centres_on_the_median_divides_by_the_iqr_and_clips_smoothly():
+    values = numpy.array([1.0, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 400.0, numpy.nan])
+    frame = pandas.DataFrame({"x": values, "flag": [0.0] * 7 + [1.0, 0.0]})
+    pre = TabularPreprocessor(scaling="robust").fit(frame)
+    observed = values[~numpy.isnan(values)]
+    median = numpy.median(observed)
+    iqr = numpy.quantile(observed, 0.75) - numpy.quantile(observed, 0.25)
+    x, flag = pre.columns
+    assert (x["mean"], x["scale"], x["clip"]) == (median, iqr, 3.0)
+    assert flag["scale"] == 0.5  # an IQR of 0: half the range
+    new = pandas.DataFrame({"x": [median, median + iqr, 1e30, -1e30, numpy.nan], "flag": [0.0, 1.0, 0.0, 0.0, 1.0]})
+    out = pre.transform(new)
+    z = (numpy.array([median, median + iqr, 1e30, -1e30, median]) - median) / iqr
+    numpy.testing.assert_allclose(out[:, 0], z / numpy.sqrt(1 + (z / 3) ** 2), rtol=1e-7)
+    assert out[2, 0] == numpy.float32(3.0) and out[3, 0] == numpy.float32(-3.0)  # far values reach the bound
+    numpy.testing.assert_array_equal(out[:, 1], [0.0, 0.0, 0.0, 0.0, 1.0])  # x's gap indicator
+    again = roundtrip(pre)
+    assert again.scaling == "robust" and pre.to_config()["version"] == 5
+    numpy.testing.assert_array_equal(again.transform(new), out)
+
+
+def test_standard_scaling_is_unchanged_and_a_bad_scaling_or_clip_is_refused():
+    frame = pandas.DataFrame({"x": [1.0, 2.0, 4.0, 8.0]})
+    pre = TabularPreprocessor(missing="fill", scaling="standard").fit(frame)
+    assert "clip" not in pre.columns[0] and pre.to_config()["version"] == 1
+    numpy.testing.assert_allclose(pre.transform(frame)[:, 0], (frame["x"] - 3.75) / frame["x"].std(ddof=0), rtol=1e-6)
+    with pytest.raises(ValueError, match="scaling must be one of robust, standard, got 'minmax'"):
+        TabularPreprocessor(scaling="minmax")
+    config = TabularPreprocessor(scaling="robust").fit(frame).to_config()
+    config["columns"][0]["clip"] = 0
+    with pytest.raises(ValueError, match="damaged.*clip of column 'x' must be a number > 0"):
+        TabularPreprocessor.from_config(config)

@@ -293,3 +293,28 @@ def test_epochs_by_folds_choose_the_count_then_train_on_every_row(tmp_path):
         TabularModel(target="price", epochs="many")
     with pytest.raises(ValueError, match="epochs='cv' needs at least 10 rows"):
         TabularModel(target="price", epochs="cv", verbose=0).fit(frame.head(6))
+
+
+def test_scaling_and_label_smoothing_reach_the_preprocessing_and_the_loss_from_python_and_the_cli(tmp_path):
+    path = tmp_path / "houses.csv"
+    frame = houses()
+    frame["band"] = numpy.where(frame["price"] > frame["price"].median(), "high", "low")
+    frame.to_csv(path, index=False)
+    robust = TabularModel(target="band", drop=("price",), epochs=2, verbose=0).fit(path)
+    sqft = next(spec for spec in robust.preprocessor.columns if spec["name"] == "sqft")
+    observed = frame["sqft"].dropna()  # the training rows' median, inside the spread of all rows
+    assert sqft["clip"] == 3.0 and observed.quantile(0.25) < sqft["mean"] < observed.quantile(0.75)
+    assert numpy.abs(robust.transform(frame)).max() < 3.0  # every number and date column within the bound
+    model = TabularModel(target="band", drop=("price",), scaling="standard", label_smoothing=0.1, epochs=2,
+                         verbose=0).fit(path)
+    assert "clip" not in next(spec for spec in model.preprocessor.columns if spec["name"] == "sqft")
+    assert model.model.loss.label_smoothing == 0.1
+    run("train", path, "--target", "band", "--drop", "price", "--scaling", "standard", "--label-smoothing", "0.1",
+        "--epochs", 2, "--out", tmp_path / "m.npz")
+    stored = load(tmp_path / "m.npz")
+    assert stored.model.loss.label_smoothing == 0.1
+    assert_weights_equal(stored.model.get_weights(), model.model.get_weights())
+    with pytest.raises(ValueError, match="scaling must be one of robust, standard, got 'minmax'"):
+        TabularModel(target="band", scaling="minmax")
+    with pytest.raises(ValueError, match="label_smoothing must be a fraction in"):
+        TabularModel(target="band", label_smoothing=1.0)

@@ -5,6 +5,8 @@ import numbers
 
 
 def _number(name, value):
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"{name} must be a number, got {value!r}.")
     try:
         number = float(value)
     except (TypeError, ValueError):

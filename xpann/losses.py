@@ -13,7 +13,7 @@ the unweighted path stays the fast one.
 """
 
 from . import activations
-from ._checks import positive
+from ._checks import fraction, positive
 from ._registry import Configurable, Registry
 from .backend import get_backend
 
@@ -160,26 +160,42 @@ class Huber(Loss):
 
 
 class _CrossEntropy(Loss):
-    def __init__(self, from_logits=False):
+    """``label_smoothing`` (ls, in [0, 1)) trains on softened targets, as Keras and torch do:
+    y (1 - ls) + ls / K over K classes (K = 2 for the binary loss)."""
+
+    def __init__(self, from_logits=False, label_smoothing=0.0):
         if not isinstance(from_logits, bool):
             raise ValueError(f"from_logits must be True or False, got {from_logits!r}.")
         self.from_logits = from_logits
+        self.label_smoothing = fraction("label_smoothing", label_smoothing)
 
     def value_and_grad(self, backend, y_true, y_pred, sample_weight=None):
         if self.from_logits:
             return self.logits_value_and_grad(backend, y_true, y_pred, sample_weight=sample_weight)
+        y_true = self._smoothed(y_true)
         if sample_weight is None:
             return self.probabilities_value_and_grad(backend, y_true, y_pred)
         return _weighted(backend, self.per_sample(backend, y_true, y_pred), sample_weight)
 
     def logits_value_and_grad(self, backend, y_true, logits, reuse=False, sample_weight=None):
         """The loss of activation(logits) and its gradient with respect to the logits."""
+        y_true = self._smoothed(y_true)
         if sample_weight is None:
             return self.logits_mean_value_and_grad(backend, y_true, logits, reuse)
         return _weighted(backend, self.logits_per_sample(backend, y_true, logits), sample_weight)
 
+    def _smoothed(self, y_true):
+        """The targets the loss compares with: y (1 - ls) + ls / K for dense targets."""
+        if not self.label_smoothing:
+            return y_true
+        classes = 2 if isinstance(self, BinaryCrossentropy) else y_true.shape[-1]
+        return y_true * (1 - self.label_smoothing) + self.label_smoothing / classes
+
     def get_config(self):
-        return {"from_logits": self.from_logits}
+        config = {"from_logits": self.from_logits}
+        if self.label_smoothing:
+            config["label_smoothing"] = self.label_smoothing
+        return config
 
 
 def _clipped(xp, p):
@@ -260,14 +276,22 @@ class CategoricalCrossentropy(_CrossEntropy):
 
 
 class SparseCategoricalCrossentropy(_CrossEntropy):
-    """-mean_i log p[i, label_i] with integer labels; from logits grad (softmax(z) - onehot) / n."""
+    """-mean_i log p[i, label_i] with integer labels; from logits grad (softmax(z) - onehot) / n.
+    With label smoothing ls over K classes (torch's formula): loss_i = -(1 - ls) log p[i, label_i]
+    - (ls / K) sum_k log p[i, k], from logits grad softmax(z) - (1 - ls) onehot - ls / K."""
 
     name = "sparse_categorical_crossentropy"
     sparse_targets = True
     output_activation = activations.Softmax
 
+    def _smoothed(self, y_true):
+        return y_true  # integer labels: the smoothing enters the formulas below
+
     def probabilities_value_and_grad(self, backend, y_true, y_pred):
         xp = backend.xp
+        if self.label_smoothing:
+            values, grad = self.per_sample(backend, y_true, y_pred)
+            return values.mean(), grad * (1.0 / max(values.shape[0], 1))
         n = y_pred.shape[0]
         rows = xp.arange(n)
         p_label = y_pred[rows, y_true]
@@ -280,6 +304,12 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
     def per_sample(self, backend, y_true, y_pred):
         xp = backend.xp
         rows = xp.arange(y_pred.shape[0])
+        ls = self.label_smoothing
+        if ls:
+            p, inside = _clipped(xp, y_pred)
+            target = xp.full_like(y_pred, ls / y_pred.shape[-1])
+            target[rows, y_true] += 1 - ls
+            return -(target * xp.log(p)).sum(axis=-1), xp.where(inside, -target / p, 0)
         p, inside = _clipped(xp, y_pred[rows, y_true])
         grad = xp.zeros_like(y_pred)
         grad[rows, y_true] = xp.where(inside, -1 / p, 0)
@@ -290,6 +320,12 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
         log_p = _log_softmax(xp, logits)
         rows = xp.arange(logits.shape[0])
         grad = xp.exp(log_p)
+        ls = self.label_smoothing
+        if ls:
+            k = logits.shape[-1]
+            grad -= ls / k
+            grad[rows, y_true] -= 1 - ls
+            return -(1 - ls) * log_p[rows, y_true] - (ls / k) * log_p.sum(axis=-1), grad
         grad[rows, y_true] -= 1
         return -log_p[rows, y_true], grad
 
@@ -299,8 +335,12 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
         shifted = z - max(z); e = exp(shifted); s = sum(e); loss = mean(log s - shifted[label]);
         grad = e / (n s), less 1/n at the labels. With ``reuse`` the buffers are kept for the
         next call of the same shape (the gradient is then valid until that call): the training
-        step uses it; any other caller gets fresh arrays."""
+        step uses it; any other caller gets fresh arrays. With label smoothing: the mean of
+        ``logits_per_sample``."""
         xp = backend.xp
+        if self.label_smoothing:
+            values, grad = self.logits_per_sample(backend, y_true, logits)
+            return values.mean(), grad * (1.0 / max(values.shape[0], 1))
         space = self._space(backend, logits) if reuse else _SoftmaxSpace(backend, logits)
         if space.kernel is not None and space.kernel(logits, y_true, space.grad, space.per_sample):  # one pass
             return xp.dot(space.per_sample, space.weights), space.grad

@@ -124,11 +124,16 @@ def _network(g, model, x):
 
 
 def _numeric(g, x, spec):
-    """(x, NaN filled with the training median - mean) / scale, as [N, 1] float; with a missing
-    indicator, [N, 2]: that and 1 where x was NaN."""
+    """z = (x, NaN filled with the training median - mean) / scale, as [N, 1] float, smoothly
+    clipped (z / sqrt(1 + (z / clip)^2)) where the column has a clip; with a missing indicator,
+    [N, 2]: that and 1 where x was NaN."""
     gaps = g.op("IsNaN", [x])
     filled = g.op("Where", [gaps, g.constant([[spec["fill"]]]), x])
     value = g.op("Div", [g.op("Sub", [filled, g.constant([[spec["mean"]]])]), g.constant([[spec["scale"]]])])
+    if spec.get("clip"):  # in float32, so |z| is capped first: its square must not overflow
+        bounded = g.op("Clip", [value, g.constant(-1e18), g.constant(1e18)])
+        ratio = g.op("Div", [bounded, g.constant([[spec["clip"]]])])
+        value = g.op("Div", [bounded, g.op("Sqrt", [g.op("Add", [g.constant([[1.0]]), g.op("Mul", [ratio, ratio])])])])
     if not spec.get("missing"):
         return value
     return g.op("Concat", [value, g.op("Cast", [gaps], to=g.onnx.TensorProto.FLOAT)], axis=1)

@@ -1,6 +1,6 @@
 """Stored configurations: the newest version this xpann reads, and the check a stored one passes first."""
 
-CONFIG_VERSION = 4  # 2 added date columns, 3 coded columns, 4 missing indicators; without them: 1
+CONFIG_VERSION = 5  # 2 added date columns, 3 coded columns, 4 missing indicators, 5 smooth clipping; without them: 1
 
 
 def _check_version(config, what):

@@ -13,6 +13,8 @@ from ._messages import _cell, _check_range, _distinct_cells, _first_beyond_float
 MISSING_RULES = ("indicate", "fill")  # indicate: a column that had gaps in training gets a missing
 # category (text) or a 0/1 missing indicator beside its filled value (numbers, dates); fill: filled only
 MISSING_NAME = "(missing)"
+SCALINGS = ("robust", "standard")  # robust: (x - median) / IQR, smoothly clipped to +-CLIP; standard: (x - mean) / sd
+CLIP = 3.0
 ONE_HOT_MAX = 16  # a text column with at most this many categories is one-hot, with more it is coded
 MAX_CODES = 1 << 24  # category codes travel as float32, exact up to 2**24
 MISSING_CODE, UNKNOWN_CODE = 0, 1  # the codes of a coded column below its categories' (2, 3, ...)
@@ -39,9 +41,17 @@ def _stray_cells(series, name, bad, kind, filled=None, limit=STRAY_FRACTION):
           f"{_where(series.index, positions[0])}); read as missing{fill}.", name)
 
 
+def smooth_clip(z, bound):
+    """z / sqrt(1 + (z / bound)^2): about z near 0, tending to +-bound (overflow-free by hypot)."""
+    return z / numpy.hypot(1.0, z / bound)
+
+
 def _standardised(values, spec, series):
-    """(values - mean) / scale, checked to fit float32."""
+    """(values - mean) / scale, smoothly clipped to +-spec["clip"] where the column has one, checked
+    to fit float32."""
     scaled = (values - spec["mean"]) / spec["scale"]
+    if spec.get("clip"):
+        return smooth_clip(scaled, spec["clip"])
     position = _first_beyond_float32(scaled)
     if position is not None:
         raise ValueError(f"Value {str(series.iloc[position]).strip()} in column {spec['name']!r} "
@@ -75,15 +85,21 @@ class TabularPreprocessor:
     one-hot encoded (gaps filled with the most frequent one; an unseen category is all zeros).
     One with more becomes one integer code per row for a ``CategoryEmbedding``: 0 for missing,
     1 for unknown (unseen in training, or seen only once there), 2.. for each category seen at
-    least twice. After ``fit``: ``columns`` (the specs used, in order), ``dropped`` ({column:
+    least twice. A number or date column is centred and scaled: with ``scaling="robust"`` (the
+    default) z = (x - median) / IQR (half the range where the IQR is 0), then smoothly clipped,
+    z / sqrt(1 + (z / 3)^2), so outliers end near +-3; with "standard", (x - mean) / sd (a spec's
+    "mean" is the centre either way). After ``fit``: ``columns`` (the specs used, in order), ``dropped`` ({column:
     reason}), ``missing`` ({column: count of empty cells in the training rows}).
     """
 
-    def __init__(self, one_hot_max=ONE_HOT_MAX, missing="indicate"):
+    def __init__(self, one_hot_max=ONE_HOT_MAX, missing="indicate", scaling="robust"):
         if isinstance(one_hot_max, bool) or not isinstance(one_hot_max, int) or one_hot_max < 2:
             raise ValueError(f"one_hot_max must be a whole number >= 2, got {one_hot_max!r}.")
         if missing not in MISSING_RULES:
             raise ValueError(f"missing must be one of {', '.join(MISSING_RULES)}, got {missing!r}.")
+        if scaling not in SCALINGS:
+            raise ValueError(f"scaling must be one of {', '.join(SCALINGS)}, got {scaling!r}.")
+        self.scaling = scaling
         self.one_hot_max = one_hot_max
         self.missing_rule = missing
         self.columns = None
@@ -140,7 +156,7 @@ class TabularPreprocessor:
             if kind == "categorical":
                 spec, reason = self._fit_categorical(name, present)
             else:
-                spec, reason = self._fit_numeric(name, series, kind, parsed)
+                spec, reason = self._fit_numeric(name, series, kind, parsed, self.scaling)
             if spec is not None and self.missing_rule == "indicate" and spec["kind"] != "coded":
                 gaps = count if spec["kind"] == "categorical" else int(numpy.isnan(parsed[0]).sum())
                 if gaps:
@@ -157,7 +173,7 @@ class TabularPreprocessor:
         return self
 
     @staticmethod
-    def _fit_numeric(name, series, kind, parsed):
+    def _fit_numeric(name, series, kind, parsed, scaling):
         values, bad = parsed
         _stray_cells(series, name, bad, _KIND_WORDS[kind])
         _check_range(series, name, values)
@@ -170,12 +186,17 @@ class TabularPreprocessor:
             return None, f"constant (every value is {shown})"
         median = float(numpy.median(observed))
         filled = numpy.where(numpy.isnan(values), median, values)
-        mean = float(filled.mean())
-        scale = float(filled.std())
-        if not (math.isfinite(mean) and math.isfinite(scale)):
+        if scaling == "robust":  # the observed values' median and IQR (half the range where the IQR is 0)
+            low, high = numpy.quantile(observed, [0.25, 0.75])
+            center, scale = median, float(high - low) or 0.5 * float(observed.max() - observed.min())
+        else:
+            center, scale = float(filled.mean()), float(filled.std())
+        if not (math.isfinite(center) and math.isfinite(scale)):
             raise ValueError(f"Column {name!r} holds numbers too large to standardise in float64; rescale it.")
-        return {"name": name, "kind": kind, "fill": median, "mean": mean,
-                "scale": scale if scale > 0 else 1.0}, None
+        spec = {"name": name, "kind": kind, "fill": median, "mean": center, "scale": scale if scale > 0 else 1.0}
+        if scaling == "robust":
+            spec["clip"] = CLIP
+        return spec, None
 
     def _fit_categorical(self, name, present):
         counts = _category_keys(present).value_counts()
@@ -334,9 +355,11 @@ class TabularPreprocessor:
         version 1 when an older xpann can read it, 2 with dates, 3 with coded columns."""
         self._require_fitted()
         kinds = {spec["kind"] for spec in self.columns}
-        version = 4 if any(spec.get("missing") for spec in self.columns) else \
+        version = 5 if any(spec.get("clip") for spec in self.columns) else \
+            4 if any(spec.get("missing") for spec in self.columns) else \
             3 if "coded" in kinds else 2 if "date" in kinds else 1
         return {"version": version, "one_hot_max": self.one_hot_max, "missing_rule": self.missing_rule,
+                "scaling": self.scaling,
                 "rows": self.rows,
                 "columns": self.columns, "dropped": self.dropped, "missing": self.missing,
                 "truncated": self.truncated}
@@ -346,7 +369,8 @@ class TabularPreprocessor:
         _check_version(config, "feature preprocessing")
         try:
             preprocessor = cls(one_hot_max=config.get("one_hot_max", ONE_HOT_MAX),
-                               missing=config.get("missing_rule", "fill"))
+                               missing=config.get("missing_rule", "fill"),
+                               scaling=config.get("scaling", "standard"))
             columns = [dict(spec) for spec in config["columns"]]
             for spec in columns:
                 if not isinstance(spec.get("missing", False), bool):
@@ -355,6 +379,10 @@ class TabularPreprocessor:
                     raise ValueError(f"a column name must be text or a number, got {spec['name']!r}")
                 if spec["kind"] in ("numeric", "date"):
                     spec.update(fill=float(spec["fill"]), mean=float(spec["mean"]), scale=float(spec["scale"]))
+                    if "clip" in spec:
+                        spec["clip"] = float(spec["clip"])
+                        if not (math.isfinite(spec["clip"]) and spec["clip"] > 0):
+                            raise ValueError(f"the clip of column {spec['name']!r} must be a number > 0")
                 elif spec["kind"] == "categorical":
                     spec.update(fill=str(spec["fill"]), categories=[str(c) for c in spec["categories"]])
                 elif spec["kind"] == "coded":

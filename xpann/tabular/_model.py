@@ -10,7 +10,7 @@ import warnings
 
 import numpy
 
-from .. import callbacks, distributed, optimizers, preprocessing, schedules
+from .. import callbacks, distributed, losses, optimizers, preprocessing, schedules
 from ..backend import resolve_backend
 from ..errors import TrainingDivergedError, TrainingHealthWarning
 from ..model import load_model
@@ -28,7 +28,7 @@ FOLDS_BELOW_ROWS = 1000  # epochs="auto" chooses by folds below this many rows: 
 
 class TabularModel:
     """The pipeline ``xpann train`` runs, as an object: ``fit`` learns the preprocessing (numbers
-    standardised, dates as days, text one-hot or coded for an embedding, gaps filled, ID and
+    and dates (as days) robustly scaled and smoothly clipped, text one-hot or coded for an embedding, gaps filled, ID and
     constant columns dropped), chooses the task, splits off validation rows (stratified), trains
     and keeps the epoch with the lowest validation loss. The options are ``xpann train``'s, by the
     same names and defaults (``--val-split`` is ``val_split``, ``--hidden 64,32`` is
@@ -39,14 +39,14 @@ class TabularModel:
     def __init__(self, target, task="auto", drop=(), keep=(), hidden=(64, 32), activation="relu",
                  init="he_normal", optimizer="adam", lr=1e-3, epochs="auto", batch_size=32, val_split=0.2,
                  patience=None, class_weight=None, seed=0, backend=None, verbose=1, weight_decay=1e-4, dropout=0.1,
-                 lr_schedule="constant"):
+                 lr_schedule="constant", label_smoothing=0.0, scaling="robust"):
         if target is None or (isinstance(target, str) and not target.strip()):
             raise ValueError("target must name the column to predict.")
         self.target = target
         self.options = _options.checked({
             "task": task, "drop": drop, "keep": keep, "hidden": hidden, "activation": activation, "init": init,
             "optimizer": optimizer, "lr": lr, "lr_schedule": lr_schedule, "weight_decay": weight_decay,
-            "dropout": dropout, "epochs": epochs,
+            "dropout": dropout, "label_smoothing": label_smoothing, "scaling": scaling, "epochs": epochs,
             "batch_size": batch_size, "val_split": val_split,
             "patience": patience, "class_weight": class_weight, "seed": seed, "backend": backend,
             "verbose": verbose})
@@ -192,7 +192,10 @@ class TabularModel:
         if o["lr_schedule"] == "cosine":
             rate = schedules.CosineDecay(o["lr"], decay_steps=epochs * math.ceil(rows / o["batch_size"]))
         optimizer = type(optimizers.get(o["optimizer"]))(learning_rate=rate, weight_decay=o["weight_decay"])
-        model.compile(optimizer=optimizer, loss=encoder.loss,
+        loss = encoder.loss
+        if encoder.task == "classification" and o["label_smoothing"]:
+            loss = losses.get(loss).__class__(label_smoothing=o["label_smoothing"])
+        model.compile(optimizer=optimizer, loss=loss,
                       metrics=["accuracy"] if encoder.task == "classification" else ["mae", "rmse", "r2"])
         return model
 
@@ -286,7 +289,7 @@ class TabularModel:
         with _about(source):
             with warnings.catch_warnings():  # the pass over all rows below reports each column's odd cells once
                 warnings.simplefilter("ignore", preprocessing.PreprocessingWarning)
-                preprocessor = preprocessing.TabularPreprocessor().fit(
+                preprocessor = preprocessing.TabularPreprocessor(scaling=o["scaling"]).fit(
                     training, features, drop=o["drop"], keep=o["keep"], ids=ids)
             # one pass over every row, so each column's odd cells are reported once; a category
             # unseen in training can only be in the validation rows

@@ -4,11 +4,13 @@ import math
 import numbers
 
 from .. import activations, initializers, optimizers
+from ..preprocessing._features import SCALINGS
 
 TASKS = ("auto", "classification", "regression")
 SCHEDULES = ("constant", "cosine")  # cosine: lr * (1 + cos(pi * step / steps)) / 2 over the planned steps
 DEFAULTS = {"task": "auto", "drop": (), "keep": (), "hidden": (64, 32), "activation": "relu", "init": "he_normal",
             "optimizer": "adam", "lr": 1e-3, "lr_schedule": "constant", "weight_decay": 1e-4, "dropout": 0.1,
+            "label_smoothing": 0.0, "scaling": "robust",
             "epochs": "auto", "batch_size": 32,
             "val_split": 0.2,
             "patience": None, "class_weight": None, "seed": 0, "backend": None, "verbose": 1}
@@ -79,6 +81,12 @@ def checked(options):
     if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
         raise ValueError(f"dropout must be a fraction in [0, 1) (0 for none), got {rate!r}.")
     o["dropout"] = float(rate)
+    smoothing = o["label_smoothing"]
+    if isinstance(smoothing, bool) or not isinstance(smoothing, numbers.Real) or not 0 <= smoothing < 1:
+        raise ValueError(f"label_smoothing must be a fraction in [0, 1) (0 for none), got {smoothing!r}.")
+    o["label_smoothing"] = float(smoothing)
+    if o["scaling"] not in SCALINGS:
+        raise ValueError(f"scaling must be one of {', '.join(SCALINGS)}, got {o['scaling']!r}.")
     if o["epochs"] not in ("auto", "cv"):
         if isinstance(o["epochs"], str):
             raise ValueError(f"epochs must be 'auto', 'cv' or a whole number >= 1, got {o['epochs']!r}.")
