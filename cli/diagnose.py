@@ -139,7 +139,7 @@ def diagnose(data_file, target, dataset, depth, width, activation, init, init_sc
     click.echo(f"Data: {source}: {len(x):,} rows, {x.shape[1]} inputs, {encoder.task}"
                + (f" of {len(encoder.classes)} classes." if encoder.task == "classification" else "."))
     click.echo(f"Network: {x.shape[1]} -> {depth} x {width} hidden -> {encoder.n_outputs} "
-               f"{encoder.output_activation}; {optimizer} lr {lr:g}, batch {batch_size} ({steps} steps an epoch), "
+               f"{encoder.output_activation}; {optimizer} lr {lr:g}, batch {batch_size:,} ({steps:,} steps an epoch), "
                f"{report.count(epochs, 'epoch')}, seed {seed}, {backend.describe()}.")
     baseline = _constant_guess_loss(y, encoder)
     results = [_train(setup, x, y, encoder, depth, width, optimizer, lr, epochs, batch_size, seed, backend, baseline)

@@ -87,7 +87,7 @@ def test_none_na_and_null_are_categories_and_only_empty_cells_are_missing(price_
 def test_dates_are_days_since_1970(price_model, folder):
     model, output = price_model
     assert "Column 'built' holds dates: read as days since 1970-01-01" in output
-    assert "1 date (days since 1970-01-01, standardised)" in output
+    assert "1 date (days since 1970-01-01, robustly scaled, clipped smoothly to +-3)" in output
     assert "categories" not in output  # neither one-hot nor cut to 100 categories
     run("predict", model, folder / "new.csv", "--out", folder / "p.csv")
     predictions = pandas.read_csv(folder / "p.csv")

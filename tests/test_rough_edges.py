@@ -144,3 +144,21 @@ def test_evaluate_says_what_it_filled_and_debug_works_after_the_command(tmp_path
     assert broken.exit_code != 0 and isinstance(broken.exception, ValueError)  # --debug: the exception itself
     again = run("train", tmp_path / "d.csv", "--target", "y", "--epochs", 1, "--out", tmp_path / "m.npz")
     assert "Saved the model to " in again.output and "(it replaced the model that was there)." in again.output
+
+
+def test_counts_carry_thousands_separators(tmp_path):
+    import pandas
+    from cli_runner import run
+
+    rng = numpy.random.default_rng(0)
+    frame = pandas.DataFrame({"x": rng.normal(size=1500)})
+    frame["y"] = (frame["x"] * 1000).round(3)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    trained = run("train", tmp_path / "d.csv", "--target", "y", "--epochs", 1, "--out", tmp_path / "m.npz").output
+    assert f"holds numbers with {frame['y'].nunique():,} distinct values" in trained and "1,500 rows" in trained
+    diagnosed = run("diagnose", tmp_path / "d.csv", "--target", "y", "--epochs", 1, "--batch-size", 1).output
+    assert "batch 1 (1,500 steps an epoch)" in diagnosed
+    model = xpann.Sequential([xpann.layers.Dense(1000), xpann.layers.BatchNormalization()], input_dim=3)
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert "4,000" in lines[0] and "Total parameters: 6,000 (and 2,000 non-trainable state values)" in lines[0]

@@ -182,13 +182,13 @@ class Sequential:
             total += count
             kept += state
             detail = f" ({layer.activation.name})" if layer.activation is not None else ""
-            params = f"{count}" + (f" + {state} state" if state else "")
+            params = f"{count:,}" + (f" + {state:,} state" if state else "")
             rows.append((name + detail, str(layer.output_dim) if self.built else "?", params))
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         lines = [f"Model: {self.name} (backend {self.backend.name}, {self.dtype})"]
         for row in rows:
             lines.append(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}")
-        lines.append(f"Total parameters: {total}" + (f" (and {kept} non-trainable state values)" if kept else ""))
+        lines.append(f"Total parameters: {total:,}" + (f" (and {kept:,} non-trainable state values)" if kept else ""))
         print_fn("\n".join(lines))
 
     # ----- training set-up -------------------------------------------------------------------

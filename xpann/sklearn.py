@@ -3,7 +3,7 @@ names, defaults and stopping rule, trained by xpann (NumPy or CuPy).
 
 Change the import, keep the code: ``from xpann.sklearn import MLPClassifier``. ``X`` is an array,
 or a pandas DataFrame with text, gaps and dates, which goes through the tabular preprocessing of
-``xpann train`` (numbers standardised, text one-hot or coded, gaps filled). Arrays are standardised
+``xpann train`` (numbers robustly scaled and clipped, text one-hot or coded, gaps filled). Arrays are standardised
 column by column. Regression targets are standardised for training and predicted in their units.
 ``alpha`` is scikit-learn's L2 penalty, ``0.5 * alpha * ||W||^2 / batch size`` added to each
 batch's loss. Pickling goes through xpann's model file: no device array or module is pickled.

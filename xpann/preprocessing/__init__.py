@@ -4,7 +4,8 @@
 of three kinds:
 
 * numbers (a numeric column, or text cells that read as numbers, ``1,699.0`` included):
-  imputed with the training median and standardised. A few cells that are not numbers (at
+  imputed with the training median, centred on it and divided by the interquartile range, then
+  smoothly clipped to +-3 (``scaling="robust"``, the default; or standardised). A few cells that are not numbers (at
   most 5% of the filled ones) are read as missing, with a ``PreprocessingWarning`` naming them;
 * dates (``YYYY-MM-DD``, with or without a time): days since 1970-01-01, then as numbers;
 * text (and true/false, and pandas categories): with at most 16 categories, imputed with the most

@@ -42,10 +42,10 @@ def infer_task(series):
         distinct = numpy.unique(numbers).size
         whole = _whole(numbers)
         if whole and distinct <= MAX_INTEGER_CLASSES:
-            return "classification", (f"target {name!r} holds whole numbers with {distinct} distinct values "
+            return "classification", (f"target {name!r} holds whole numbers with {distinct:,} distinct values "
                                       f"(at most {MAX_INTEGER_CLASSES})")
         kind = "whole numbers" if whole else "numbers"
-        return "regression", f"target {name!r} holds {kind} with {distinct} distinct values"
+        return "regression", f"target {name!r} holds {kind} with {distinct:,} distinct values"
     labels = values.map(_label_key)
     distinct = labels.nunique()
     if _mostly(bad, values):

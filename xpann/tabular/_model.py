@@ -387,14 +387,16 @@ class TabularModel:
 
     def _describe_preprocessing(self, preprocessor, encoder, width):
         kinds = [spec["kind"] for spec in preprocessor.columns]
+        scaled = "robustly scaled, clipped smoothly to +-3" if preprocessor.scaling == "robust" else "standardised"
         count = kinds.count("date")
-        dates = f", {count} date{'s' if count > 1 else ''} (days since 1970-01-01, standardised)" if count else ""
+        dates = f", {count} date{'s' if count > 1 else ''} (days since 1970-01-01, {scaled})" if count else ""
         coded = f", {kinds.count('coded')} text (coded for an embedding)" if "coded" in kinds else ""
-        self._say(f"Features: {kinds.count('numeric')} numeric (standardised){dates}, {kinds.count('categorical')} "
-                  f"text (one-hot){coded} -> {width} network inputs.")
+        self._say(f"Features: {kinds.count('numeric')} numeric ({scaled}){dates}, {kinds.count('categorical')} "
+                  f"text (one-hot){coded} -> {width:,} network inputs.")
         for spec in preprocessor.columns:
             if spec["kind"] == "date":
-                self._say(f"Column {spec['name']!r} holds dates: read as days since 1970-01-01, then standardised.")
+                self._say(f"Column {spec['name']!r} holds dates: read as days since 1970-01-01, then "
+                          f"{'scaled as numbers' if preprocessor.scaling == 'robust' else 'standardised'}.")
             elif spec["kind"] == "coded":
                 rare = f"; {spec['rare']:,} seen once share the unknown code" if spec["rare"] else ""
                 self._say(f"Column {spec['name']!r} has more than {preprocessor.one_hot_max} categories: an "
