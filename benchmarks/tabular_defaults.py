@@ -17,7 +17,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tabular_quality as quality  # noqa: E402
+from xpann import initializers, layers  # noqa: E402
+from xpann.layers._base import Layer  # noqa: E402
 from xpann.preprocessing import _features as features_module  # noqa: E402
+from xpann.model import Sequential  # noqa: E402
+from xpann.tabular import _network as network_module  # noqa: E402
 
 VARIANTS = {
     "defaults": {},
@@ -38,9 +42,47 @@ VARIANTS = {
     "robust scaling + smooth clipping": {"scaling": "robust"},
     "label smoothing 0.1": {"label_smoothing": 0.1},
     "robust + label smoothing 0.1": {"scaling": "robust", "label_smoothing": 0.1},
+    "per-feature scale": {"feature_scale": 1.0},
+    "per-feature scale (lr x6)": {"feature_scale": 6.0},
 }
 PREPROCESSING = ("one_hot_max", "missing", "scaling")  # TabularPreprocessor's arguments, in order
-PATCHES = {"embedding_width", *PREPROCESSING}  # not TabularModel options: the preprocessing's, replaced
+PATCHES = {"embedding_width", "feature_scale", *PREPROCESSING}  # not TabularModel options: patched in
+
+
+class FeatureScale(Layer):
+    """A candidate: RealMLP's learnable per-feature scale before the first Dense layer,
+    y = x * (1 + f u) with u from 0, so that Adam moves the scale f times as fast (its lr factor)."""
+
+    keeps_units = True
+
+    def __init__(self, factor):
+        super().__init__()
+        self.factor = factor
+
+    def parameter_specs(self):
+        return [("u", (self.input_dim,), initializers.Zeros(), self.input_dim, self.input_dim)]
+
+    def forward(self, node, x, training):
+        scale = 1 + self.factor * node.params["u"]
+        if not training:
+            return x * scale, None
+
+        def backprop(dy):
+            node.xp.sum(dy * x, axis=0, out=node.grads["u"])
+            node.grads["u"] *= self.factor
+            return dy * scale if node.need_input_grad else None
+
+        return x * scale, backprop
+
+
+def with_feature_scale(factor):
+    """A Sequential for build_network that puts a FeatureScale after the embedding (or first)."""
+
+    def sequential(stack, **options):
+        at = 1 if isinstance(stack[0], layers.CategoryEmbedding) else 0
+        return Sequential(stack[:at] + [FeatureScale(factor)] + stack[at:], **options)
+
+    return sequential
 TABLES = ("titanic", "Aids2", "InstEval", "diamonds", "movies", "Cars93", "mtcars", "economics", "penguins",
           "iris", "wine", "breast_cancer", "diabetes")
 
@@ -59,12 +101,15 @@ def run(tables, variants, splits):
                     features_module.embedding_width = lambda codes, width=width: width
                 features_module.TabularPreprocessor.__init__.__defaults__ = tuple(
                     VARIANTS[name].get(key, default) for key, default in zip(PREPROCESSING, original[1]))
+                if "feature_scale" in VARIANTS[name]:
+                    network_module.Sequential = with_feature_scale(VARIANTS[name]["feature_scale"])
                 start = time.perf_counter()
                 try:
                     value, extra = quality._xpann(train, test, target, task, seed, **options)
                 finally:
                     features_module.embedding_width = original[0]
                     features_module.TabularPreprocessor.__init__.__defaults__ = original[1]
+                    network_module.Sequential = Sequential
                 fits.append({"table": table, "variant": name, "split": seed, "score": value,
                              "seconds": time.perf_counter() - start, "load_average": os.getloadavg()[0], **extra})
         print(table, flush=True)
