@@ -44,6 +44,11 @@ VARIANTS = {
     "robust + label smoothing 0.1": {"scaling": "robust", "label_smoothing": 0.1},
     "per-feature scale": {"feature_scale": 1.0},
     "per-feature scale (lr x6)": {"feature_scale": 6.0},
+    "one hidden layer of 128": {"hidden": (128,)},
+    "wd 1e-3": {"weight_decay": 1e-3},
+    "dropout 0.2": {"dropout": 0.2},
+    "lr 3e-3": {"lr": 3e-3},
+    "batch 64": {"batch_size": 64},
 }
 PREPROCESSING = ("one_hot_max", "missing", "scaling")  # TabularPreprocessor's arguments, in order
 PATCHES = {"embedding_width", "feature_scale", *PREPROCESSING}  # not TabularModel options: patched in
