@@ -3,11 +3,14 @@
 Every rank trains the scenario's model data-parallel; rank 0 writes the weights and the history.
 Also importable: ``train(scenario)`` trains the same thing in one process, for the reference.
 Further scenarios: ``short_batches`` (``train_short_batches``: batches that do not divide the rows,
-L2 penalties), ``mismatches`` (one setting differs on rank 1: each refused), ``sleep`` (rank 1
-stays away past XPANN_DIST_TIMEOUT) and ``nccl_fake`` (a world of one over NCCL with a stand-in
-for cupy.cuda.nccl), besides ``raise`` and ``mismatch``."""
+L2 penalties), ``overlap`` (``overlap_runs``: the gradient summed in buckets during backward against
+the whole sum after it), ``mismatches`` (one setting differs on rank 1: each refused), ``sleep``
+(rank 1 stays away past XPANN_DIST_TIMEOUT), ``sleep_in_backward`` (rank 1 stops mid-backward with
+a bucket posted) and ``nccl_fake`` (a world of one over NCCL with a stand-in for
+cupy.cuda.nccl), besides ``raise`` and ``mismatch``."""
 
 import json
+import os
 import sys
 
 import numpy
@@ -75,19 +78,56 @@ class Seen(xpann.callbacks.Callback):
         self.logs.append(dict(logs))
 
 
-def train_short_batches():
-    """{case: (model, history, logs seen by a callback)} for every short-batch case, in this world."""
+def train_short_batch(case, dtype="float64"):
+    """(model, history, logs seen by a callback) of one short-batch case, in this world."""
     x, y = data(SHORT_ROWS)
     validation = data(40, seed=1)
-    results = {}
-    for name, make_layers, make_optimizer, batch_size, make_callbacks in short_batch_cases():
-        model = xpann.Sequential(make_layers(), input_dim=6, seed=3, dtype="float64")
-        model.compile(optimizer=make_optimizer(), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        seen = Seen()
-        history = model.fit(x, y, epochs=3, batch_size=batch_size, validation_data=validation, verbose=0,
-                            callbacks=[*make_callbacks(), seen])
-        results[name] = (model, history.history, seen.logs)
-    return results
+    _, make_layers, make_optimizer, batch_size, make_callbacks = next(c for c in short_batch_cases() if c[0] == case)
+    model = xpann.Sequential(make_layers(), input_dim=6, seed=3, dtype=dtype)
+    model.compile(optimizer=make_optimizer(), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    seen = Seen()
+    history = model.fit(x, y, epochs=3, batch_size=batch_size, validation_data=validation, verbose=0,
+                        callbacks=[*make_callbacks(), seen])
+    return model, history.history, seen.logs
+
+
+def train_short_batches():
+    """{case: (model, history, logs seen by a callback)} for every short-batch case, in this world."""
+    return {case[0]: train_short_batch(case[0]) for case in short_batch_cases()}
+
+
+OVERLAP_CASES = ("batch_normalization", "adam_53", "sgd_7")
+"""BatchNormalization on 36 rows in batches of 10; BatchNormalization and Dropout on 160 rows in
+batches of 53 (a last batch of 1 row: ranks 1, 2 get none); SGD on batches of 7 (a last one of 6)."""
+OVERLAP_BUCKETS = (1, 150)
+"""Bucket sizes in bytes: 1 posts every trainable layer alone; 150 joins the last two layers' in
+float32 and leaves the output layer alone in float64."""
+
+
+def overlap_runs():
+    """{"dtype/case": {"collectives": entered per run, "equal": whether each bucketed run's weights
+    and history equal the whole-gradient run's bit for bit}}: each case trained in this world with
+    the gradient summed whole after backward, then in buckets of each ``OVERLAP_BUCKETS`` size."""
+    from xpann.distributed import _training
+
+    world = xpann.distributed.world()
+    found = {}
+    for dtype in ("float32", "float64"):
+        for case in OVERLAP_CASES:
+            runs = []
+            for bucket_bytes in (None, *OVERLAP_BUCKETS):
+                os.environ["XPANN_DIST_OVERLAP"] = "0" if bucket_bytes is None else "1"
+                if bucket_bytes is not None:
+                    _training.BUCKET_BYTES = bucket_bytes
+                entered = world._sequence
+                model, history = train(case, dtype) if case in SCENARIOS else train_short_batch(case, dtype)[:2]
+                runs.append((model.get_weights(), history, world._sequence - entered))
+            whole = runs[0]
+            found[f"{dtype}/{case}"] = {
+                "collectives": [entered for _, _, entered in runs],
+                "equal": [all(map(numpy.array_equal, whole[0], weights)) and history == whole[1]
+                          for weights, history, _ in runs[1:]]}
+    return found
 
 
 def mismatch_cases(rank):
@@ -183,6 +223,43 @@ def main(name, out, dtype):
         if xpann.distributed.is_main():
             with open(out, "w") as file:
                 json.dump(messages, file)
+        return
+    if name == "overlap":  # the gradient summed in buckets during backward equals the whole sum
+        xpann.distributed.init()
+        found = overlap_runs()
+        if xpann.distributed.is_main():
+            with open(out, "w") as file:
+                json.dump(found, file)
+        return
+    if name == "sleep_in_backward":  # rank 1 stops mid-backward, after posting a bucket: the job ends, naming it
+        import time
+
+        os.environ["XPANN_DIST_OVERLAP"] = "1"
+        xpann.distributed._training.BUCKET_BYTES = 1
+        xpann.distributed.init()
+        x, y = data()
+        model = xpann.Sequential([layers.Dense(8, name="hidden"), layers.Activation("relu", name="relu"),
+                                  layers.Dense(3, activation="softmax", name="output")], input_dim=6, seed=0)
+        model.compile("sgd", "sparse_categorical_crossentropy")
+        if xpann.distributed.rank() == 1:
+            forward = layers.Activation.forward
+            steps = []
+
+            def forward_then_stall(layer, node, x, training):
+                y, backprop = forward(layer, node, x, training)
+                if not training:
+                    return y, backprop
+                steps.append(None)
+
+                def stalled(dy):
+                    if len(steps) == 2:
+                        time.sleep(40)
+                    return backprop(dy)
+
+                return y, stalled
+
+            layers.Activation.forward = forward_then_stall
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0)
         return
     if name == "sleep":  # rank 1 stays away past XPANN_DIST_TIMEOUT: the job ends, naming it
         xpann.distributed.init()

@@ -17,6 +17,18 @@ on every rank, BatchNormalization uses the global batch's statistics, losses and
 over the ranks once per epoch (the regularizers' penalty counted once), and callbacks see the same
 logs everywhere (rank 0's stop decision is broadcast). Only rank 0 prints and writes files.
 
+``XPANN_DIST_OVERLAP=1`` sums the gradient over MPI while backward runs instead, in buckets as
+PyTorch DDP does: the layers lie in order in the flat buffer, so once the layers backward has
+finished hold 256 KiB of gradient (``BUCKET_BYTES``; and at the first trainable layer) their
+contiguous slice is posted as a non-blocking all-reduce, MPI advances it as each further layer
+ends, and the step waits for every bucket before the update. The weights are bit for bit those of
+the whole sum (each element is the same ranks' values added alike; tested at 2 and 3 ranks). The
+default is 0: with MPICH on a 2-core machine it hid no communication (MPICH advances a posted
+sum only inside MPI calls, and the big layer's backprop is one BLAS call: 0.89-0.99x the whole
+sum's samples/s on mnist-like at 2 ranks, benchmarks/results/compare_distributed_2026-12-07_overlap_spin.md).
+It may pay with an MPI that progresses sums on its own (a progress thread with spare cores,
+offload to the network). Under NCCL the gradient is summed whole either way.
+
 No rank waits forever: over MPI every collective is non-blocking and polled against a deadline of
 ``XPANN_DIST_TIMEOUT`` seconds (default 600; 0 waits forever). A rank still waiting then asks the
 others where they are and ends the job (MPI_Abort) with a message naming the collective, the epoch
@@ -25,6 +37,7 @@ gradient all-reduce runs on the GPU without a deadline; the MPI side's gathers k
 process and nothing changes. mpi4py and CuPy are imported only by ``init``.
 """
 
+from ._training import OVERLAP_VARIABLE
 from ._training import compare as _compare
 from ._worlds import DEFAULT_TIMEOUT, TIMEOUT_VARIABLE, MPIWorld, NCCLWorld, SingleWorld, launched_by_mpi, launcher_rank
 
@@ -76,5 +89,5 @@ def check_same(name, value):
     _compare(_WORLD, {name: value}, what=f"the check of the {name} on every rank")
 
 
-__all__ = ["DEFAULT_TIMEOUT", "ENGINES", "TIMEOUT_VARIABLE", "check_same", "init", "is_main", "launched_by_mpi",
-           "launcher_rank", "rank", "world", "world_size"]
+__all__ = ["DEFAULT_TIMEOUT", "ENGINES", "OVERLAP_VARIABLE", "TIMEOUT_VARIABLE", "check_same", "init", "is_main",
+           "launched_by_mpi", "launcher_rank", "rank", "world", "world_size"]

@@ -1,11 +1,33 @@
 """What ``fit`` adds in a world of several ranks: the checks before training, the share of each
-global batch, the gradient all-reduce in the step plan, synchronised batch statistics, and the
+global batch, the gradient all-reduce in the step plan (whole after backward, or in buckets
+during it), synchronised batch statistics, and the
 once-per-epoch sums of losses and metrics."""
 
 import hashlib
 import json
 import numbers
+import os
 import zlib
+
+OVERLAP_VARIABLE = "XPANN_DIST_OVERLAP"
+DEFAULT_OVERLAP = False
+"""Whether the gradient is summed in buckets while backward runs (``XPANN_DIST_OVERLAP`` = 1) or
+whole after it (0): where the world ``overlaps`` (MPI); NCCL sums it whole either way."""
+BUCKET_BYTES = 256 * 1024
+"""A bucket of the overlapped gradient sum is posted once the layers backward has finished since
+the last one hold at least this many bytes of gradient (and at the first trainable layer)."""
+
+
+def overlap_requested():
+    """``XPANN_DIST_OVERLAP``: 1 sums the gradient in buckets during backward, 0 after it (unset:
+    ``DEFAULT_OVERLAP``)."""
+    text = os.environ.get(OVERLAP_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_OVERLAP
+    if text not in ("0", "1"):
+        raise ValueError(f"{OVERLAP_VARIABLE} must be 0 (sum the gradient after backward) or 1 (in buckets "
+                         f"during backward), got {text!r}.")
+    return text == "1"
 
 
 def digest(value):
@@ -97,6 +119,7 @@ class DataParallel:
         self.world, self.plan, self.backend = world, plan, backend
         self.global_rows = None
         self.epoch = self.step = 0
+        self._reducer = None
         self._dropout = [node for node in plan.nodes if node.layer.draws_per_row]
         for node in plan.nodes:
             if node.layer.batch_statistics:
@@ -114,11 +137,17 @@ class DataParallel:
         return zlib.crc32(self.backend.to_numpy(array).tobytes())
 
     def install(self):
-        self.plan.gradient_reducers.append(self._reduce_gradient)
+        """The gradient's sum over the ranks in the plan's step: in buckets during backward where
+        ``XPANN_DIST_OVERLAP`` asks for it and the world overlaps, else whole after backward."""
+        if overlap_requested() and self.world.overlaps:
+            self._reducer = GradientBuckets(self.world, self.plan, self.backend, BUCKET_BYTES)
+        else:
+            self._reducer = WholeGradient(self.world, self.backend)
+        self.plan.gradient_reducers.append(self._reducer)
         self.plan.penalty_in_loss = self.world.rank == 0  # the sum over ranks counts it once
 
     def remove(self):
-        self.plan.gradient_reducers.remove(self._reduce_gradient)
+        self.plan.gradient_reducers.remove(self._reducer)
         for node in self.plan.nodes:
             node.reduce_statistics = node.reduce_sums = None
             node.batch_rows = None
@@ -139,11 +168,6 @@ class DataParallel:
         self.plan.loss_share = local_rows / global_rows  # the loss and its gradient, before backward
         for node in self._dropout:
             node.batch_rows = (offset, global_rows)
-
-    def _reduce_gradient(self, plan):
-        """The global batch's gradient: the sum over ranks of each rank's, whose loss was scaled
-        by its rows over the global batch's."""
-        self.world.allreduce(plan.parameters.grad, self.backend, what="the gradient all-reduce")
 
     def _global_statistics(self, x):
         """(rows, mean, x - mean, biased variance) of the global batch, from every rank's rows."""
@@ -175,3 +199,64 @@ class DataParallel:
         """Rank 0's decision to stop, on every rank."""
         self.world.where = f"after epoch {self.epoch + 1}"
         return bool(self.world.broadcast(bool(stop), what="the broadcast of rank 0's decision to stop or go on"))
+
+
+class WholeGradient:
+    """The global batch's gradient, after backward: the sum over the ranks of each rank's (whose
+    loss was scaled by its rows over the global batch's), one all-reduce of the flat buffer."""
+
+    def __init__(self, world, backend):
+        self.world, self.backend = world, backend
+
+    def after_node(self, plan, node):
+        """Nothing: the sum waits for the whole gradient."""
+
+    def finish(self, plan):
+        self.world.allreduce(plan.parameters.grad, self.backend, what="the gradient all-reduce")
+
+
+class GradientBuckets:
+    """The same sum, overlapped with backward (PyTorch DDP's buckets): the layers lie in order in
+    the flat gradient, so the layers backward has finished make one contiguous tail of it. Once the
+    finished layers not yet posted hold at least ``bucket_bytes`` (or backward has reached the first
+    trainable layer), their slice of the flat gradient (from the start of the layer just finished
+    to the start of the last bucket) is posted as one non-blocking all-reduce; each node's end
+    lets MPI advance those posted, and ``finish`` waits for all. Each element is the sum of the
+    same ranks' values as under ``WholeGradient``: bit for bit the same where MPI adds them in the
+    same order (tested at 2 and 3 ranks with MPICH)."""
+
+    def __init__(self, world, plan, backend, bucket_bytes):
+        self.world, self.backend = world, backend
+        self.buckets = gradient_buckets(plan, bucket_bytes)
+        self._posted = []
+
+    def after_node(self, plan, node):
+        """Let MPI advance the buckets posted so far; post this node's bucket, if one ends here."""
+        if self._posted:
+            self._posted = self.world.progress(self._posted)
+        bucket = self.buckets.get(node.index)
+        if bucket is not None:
+            span, what = bucket
+            self._posted.append(self.world.start_allreduce(plan.parameters.grad[span], self.backend, what))
+
+    def finish(self, plan):
+        """Wait for every bucket posted in this backward pass."""
+        self.world.wait(self._posted)
+        self._posted = []
+
+
+def gradient_buckets(plan, bucket_bytes):
+    """{node index: (slice of the flat gradient, what to call its all-reduce)}: the buckets posted
+    after those nodes' backprops, in backward order; together they cover the flat gradient once."""
+    parameters = plan.parameters
+    itemsize = parameters.grad.dtype.itemsize
+    buckets, end, names = {}, parameters.size, []
+    for node in plan.backward_nodes:
+        span = parameters.layer_span(node.index)
+        if span is None:
+            continue
+        names.append(node.name)
+        if (end - span.start) * itemsize >= bucket_bytes or node.index == plan.first_trainable:
+            buckets[node.index] = (slice(span.start, end), f"the gradient all-reduce of {', '.join(names[::-1])}")
+            end, names = span.start, []
+    return buckets

@@ -2,7 +2,9 @@
 (CuPy). A world sums arrays over its ranks in place, broadcasts small objects from rank 0, and
 ends the whole job when one rank fails. Over MPI every collective has a deadline
 (``XPANN_DIST_TIMEOUT`` seconds): a rank still waiting then asks the others where they are and
-ends the job naming the ranks that did not arrive."""
+ends the job naming the ranks that did not arrive. A world with ``overlaps`` also lets a sum run
+while the caller computes: ``start_allreduce`` posts it, ``progress`` lets it advance, ``wait``
+waits for it under the same deadline."""
 
 import math
 import os
@@ -53,6 +55,7 @@ class SingleWorld:
     size = 1
     rank = 0
     where = ""
+    overlaps = False
 
     def allreduce(self, array, backend=None, what=None):
         return array
@@ -81,8 +84,13 @@ class MPIWorld:
     did not arrive and the step (``what`` the collective is, at ``where``: set by the trainer)."""
 
     engine = "mpi"
+    overlaps = True
     grace = 2.0
     """Seconds a timed-out rank waits for the others' answers before it names the silent ones."""
+    spin = 0.05
+    """Seconds a waiting rank tests without sleeping (measured: sleeps of up to 5 ms from the
+    51st test on halved mnist-like's samples/s at 2 ranks, compare_distributed_2026-12-07_*)."""
+    longest_pause = 0.001
 
     def __init__(self):
         try:
@@ -112,16 +120,24 @@ class MPIWorld:
     def allreduce(self, array, backend=None, what=None):
         """Sum ``array`` over the ranks, in place. An array without the buffer protocol (a GPU
         backend's) passes through the host by ``backend``."""
-        what = what or "an all-reduce"
+        self.wait([self.start_allreduce(array, backend, what)])
+        return array
+
+    def start_allreduce(self, array, backend=None, what=None):
+        """Post the in-place sum of ``array`` over the ranks and return it as a posted collective,
+        for ``progress`` and ``wait``: until ``wait`` has returned it, ``array`` must be neither
+        read nor written. Every rank posts the same collectives in the same order."""
         try:
             memoryview(array)
-        except TypeError:
+        except TypeError:  # a GPU backend's array: summed on the host, copied back on completion
             host = backend.to_numpy(array).copy()
-            self._collective(what, lambda: self.comm.Iallreduce(self._mpi.IN_PLACE, host, op=self._mpi.SUM))
-            array[...] = backend.asarray(host)
-            return array
-        self._collective(what, lambda: self.comm.Iallreduce(self._mpi.IN_PLACE, array, op=self._mpi.SUM))
-        return array
+
+            def copy_back():
+                array[...] = backend.asarray(host)
+        else:
+            host, copy_back = array, None
+        return self._post(what or "an all-reduce",
+                          lambda: self.comm.Iallreduce(self._mpi.IN_PLACE, host, op=self._mpi.SUM), copy_back)
 
     def broadcast(self, value, what=None):
         """Rank 0's ``value`` on every rank (a small object: pickled, after a barrier with the deadline)."""
@@ -150,22 +166,49 @@ class MPIWorld:
         return f"{what} ({self.where})" if self.where else what
 
     def _collective(self, what, post):
-        """Post a non-blocking collective and poll it: a few quick tests, then sleeps growing to
-        5 ms, answering the other ranks' questions meanwhile, until it completes or the deadline."""
+        """Post a non-blocking collective and wait for it (``wait``)."""
+        self.wait([self._post(what, post)])
+
+    def _post(self, what, post, on_completion=None):
+        """The collective ``post()`` starts, counted in the collectives this rank has entered."""
         self._sequence += 1
-        self._doing = self._label(what)
-        request = post()
-        if self.size > 1 and not request.Test():
-            deadline = time.monotonic() + self.timeout if self.timeout else None
-            tries, pause = 0, 2e-5
-            while not request.Test():
-                self._answer()
-                if deadline is not None and time.monotonic() > deadline:
-                    self._time_out()
-                tries += 1
-                if tries > 50:
-                    time.sleep(pause)
-                    pause = min(pause * 1.5, 0.005)
+        return Posted(post(), self._label(what), on_completion)
+
+    def progress(self, posted):
+        """Let MPI advance the posted collectives (one test each, completing those done); returns
+        those still under way, in the order they were posted."""
+        return [item for item in posted if not item.test()]
+
+    def wait(self, posted):
+        """Until every posted collective completes: tests without pause for ``spin`` seconds
+        (yielding the core to any other process between tests), then sleeps growing to
+        ``longest_pause``, answering the other ranks' questions meanwhile (naming the oldest
+        collective still under way as the one this rank waits in), until all complete or the
+        deadline passes. MPI moves a non-blocking sum forward only while a rank tests it, so a
+        sleeping rank stalls the others: the spin covers a training step's sums."""
+        pending = self.progress(posted)
+        if not pending:
+            return
+        if self.size == 1:
+            for item in pending:
+                item.request.Wait()
+                item.test()
+            return
+        now = time.monotonic()
+        deadline = now + self.timeout if self.timeout else None
+        spin_until, pause = now + self.spin, 2e-5
+        while pending:
+            self._doing = pending[0].label
+            self._answer()
+            now = time.monotonic()
+            if deadline is not None and now > deadline:
+                self._time_out()
+            if now < spin_until:
+                os.sched_yield()
+            else:
+                time.sleep(pause)
+                pause = min(pause * 1.5, self.longest_pause)
+            pending = self.progress(pending)
         self._doing = None
 
     def _answer(self):
@@ -199,12 +242,33 @@ class MPIWorld:
                    + ("; ".join(parts) or "every rank arrived, yet the collective did not complete"))
 
 
+class Posted:
+    """A posted non-blocking collective: its MPI ``request``, its ``label`` (what it is, where) and
+    what to do once it has completed (``on_completion``: copy a host buffer back to the device)."""
+
+    __slots__ = ("request", "label", "on_completion")
+
+    def __init__(self, request, label, on_completion=None):
+        self.request, self.label, self.on_completion = request, label, on_completion
+
+    def test(self):
+        """True once the collective has completed (``on_completion`` then runs, once)."""
+        if not self.request.Test():
+            return False
+        if self.on_completion is not None:
+            self.on_completion()
+            self.on_completion = None
+        return True
+
+
 class NCCLWorld(MPIWorld):
     """One GPU per rank of an MPI job: device arrays are summed by NCCL (CuPy's communicator);
     the MPI job carries the rendezvous (NCCL's unique id, broadcast from rank 0), small objects and
-    the abort."""
+    the abort. The gradient is summed whole after backward (``overlaps`` is False): NCCL's sum
+    already runs on the GPU while the host goes on."""
 
     engine = "nccl"
+    overlaps = False
 
     def __init__(self):
         super().__init__()

@@ -43,11 +43,17 @@ class _FlatBuffer:
         return {entry.name: flat[part].reshape(entry.shape)
                 for part, entry in zip(self.segments, self.entries) if entry.layer == layer_index}
 
+    def layer_span(self, layer_index):
+        """The slice of the flat buffer that holds all of this layer's tensors (None if it has
+        none): layers lie in order, so the spans of layers k, k + 1, ... join into one slice."""
+        parts = [part for part, entry in zip(self.segments, self.entries) if entry.layer == layer_index]
+        return slice(parts[0].start, parts[-1].stop) if parts else None
+
     def layer_block(self, flat, layer_index):
         """The contiguous part of ``flat`` that holds all of this layer's tensors (None if it has
         none): for a Dense layer, kernel rows then the bias, i.e. an (in + 1, out) matrix."""
-        parts = [part for part, entry in zip(self.segments, self.entries) if entry.layer == layer_index]
-        return flat[parts[0].start:parts[-1].stop] if parts else None
+        span = self.layer_span(layer_index)
+        return None if span is None else flat[span]
 
 
 class ParameterBuffer(_FlatBuffer):

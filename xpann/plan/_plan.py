@@ -12,8 +12,10 @@ Fusion rules (each can be turned off with ``fuse=False``; the numbers agree with
   the logits (stable for any logits, and no probabilities in training unless asked for);
 * compiled kernels: bias + ReLU and ReLU backward in one pass each where the backend has kernels.
 
-The seam for later work is ``gradient_reducers``: callables run on the flat gradient between
-backward and the update (data-parallel all-reduce), with ``loss_share`` scaling the loss and its
+The seam for later work is ``gradient_reducers``: objects that see the flat gradient as backward
+produces it (``after_node(plan, node)`` once a node's backprop has run: the gradients of that node
+and of every node after it are final) and finish with it between backward and the update
+(``finish(plan)``: the data-parallel all-reduce), with ``loss_share`` scaling the loss and its
 gradient before backward (a rank's rows over the global batch's), ``penalty_in_loss`` (False on
 all ranks but one) counting the regularizers' penalty once in the loss summed over the ranks, and
 an empty batch (a rank's share of a short last batch) giving no loss and a zero gradient.
@@ -120,11 +122,19 @@ class StepPlan:
             return self.loss.logits_value_and_grad(self.backend, y, logits, reuse=reuse, sample_weight=sample_weight)
         return self.loss.value_and_grad(self.backend, y, output, sample_weight=sample_weight)
 
-    def backward(self, grad):
-        """From dL/d(output), or dL/dlogits with the loss from logits, down to the first trainable layer."""
+    @property
+    def backward_nodes(self):
+        """The nodes backward runs, in its order: from the last down to the first trainable one."""
+        return self._backward_nodes
+
+    def backward(self, grad, reducers=()):
+        """From dL/d(output), or dL/dlogits with the loss from logits, down to the first trainable
+        layer; after each node's backprop, every reducer's ``after_node(self, node)``."""
         backprops = self.backprops
         for node in self._backward_nodes:
             grad = backprops[node.index](grad)
+            for reducer in reducers:
+                reducer.after_node(self, node)
 
     def penalty(self, with_gradient=False):
         """The regularizers' penalty (0.0 without any); with ``with_gradient`` also added to the gradients."""
@@ -147,9 +157,9 @@ class StepPlan:
         if self.loss_share != 1.0:
             grad *= grad.dtype.type(self.loss_share)
             loss = loss * self.loss_share
-        self.backward(grad)
-        for reduce in self.gradient_reducers:
-            reduce(self)
+        self.backward(grad, self.gradient_reducers)
+        for reducer in self.gradient_reducers:
+            reducer.finish(self)
         if self.regularized:
             penalty = self.penalty(with_gradient=True)
             if self.penalty_in_loss:
