@@ -23,7 +23,8 @@ def one_process_short_batches():
 
 @pytest.mark.parametrize("ranks", [1, 2, 3])
 def test_every_batch_however_short_is_split_and_the_penalty_counts_once(tmp_path, ranks, one_process_short_batches):
-    """160 rows in batches of 53 (a last batch of 1 row: ranks 1, 2 get none) and of 7 (6 rows);
+    """160 rows in batches of 53 (a last batch of 1 row: ranks 1, 2 get none), of 7 (6 rows) and of 2
+    (fewer rows than ranks: at 3 ranks one never gets a row; with an r2 metric too);
     SGD with momentum and Adam; BatchNormalization and Dropout; L2 on every kernel, with
     ReduceLROnPlateau and EarlyStopping watching the loss: weights and logged losses equal one
     process's."""

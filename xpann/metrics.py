@@ -152,16 +152,27 @@ class R2Score(Metric):
         y = y_true.astype("float64")
         r = y_pred.astype("float64") - y
         if self._shift is None:
+            if not y.shape[0]:  # no rows yet (a data-parallel rank's empty share): nothing to add
+                return tuple(r.sum(axis=0) for _ in range(3))
             self._shift = y.mean(axis=0)
         d = y - self._shift
         return (r * r).sum(axis=0), d.sum(axis=0), (d * d).sum(axis=0)
 
     def reduce(self, world, backend):
-        """Move each rank's sums to rank 0's shift s0 before summing: sum(d') = sum(d) + n (s - s0),
-        sum(d'^2) = sum(d^2) + 2 (s - s0) sum(d) + n (s - s0)^2."""
+        """Move each rank's sums to the shift s0 of the first rank that had rows before summing:
+        sum(d') = sum(d) + n (s - s0), sum(d'^2) = sum(d^2) + 2 (s - s0) sum(d) + n (s - s0)^2
+        (a rank without rows has no shift and sums of 0)."""
         xp = backend.xp
-        shift = world.broadcast(backend.to_numpy(self._shift).tolist())
+        shifts = world.allgather(None if self._shift is None else backend.to_numpy(self._shift).tolist(),
+                                 what="the gather of the r2 metric's shifts")
+        shift = next((value for value in shifts if value is not None), None)
+        if shift is None or self._sums is None:  # no rank had rows, or this one ran no batch
+            self._shift = self._shift if shift is None else xp.asarray(shift, dtype="float64")
+            super().reduce(world, backend)
+            return
         s0 = xp.asarray(shift, dtype="float64")
+        if self._shift is None:
+            self._shift = s0
         move = self._shift - s0
         residuals, total, total_sq = self._sums
         self._sums = [residuals, total + self._count * move, total_sq + 2 * move * total + self._count * move * move]

@@ -354,9 +354,6 @@ class Sequential:
         """The data-parallel set-up, after checking that every rank trains alike: the model's
         configuration, compile and fit settings, callbacks, data and initial weights (a rank that
         differed would train otherwise, or wait in a collective the others never enter)."""
-        if batch_size < world.size:  # every rank's first batch of an epoch has rows (r2 shifts by its mean)
-            raise ValueError(f"batch_size ({batch_size}) is the global batch in data-parallel training and "
-                             f"must be at least the number of ranks ({world.size}).")
         parallel = DataParallel(world, self._plan, self._backend)
         print_ = parallel.fingerprint
         model = {key: value for key, value in self.get_config().items() if key != "seed"}
