@@ -1,9 +1,12 @@
 """Rough edges a new user met: each one pinned by a test that fails when it comes back."""
 
 import io
+import json
+import os
 import re
 
 import numpy
+import pytest
 
 import xpann
 
@@ -162,3 +165,35 @@ def test_counts_carry_thousands_separators(tmp_path):
     lines = []
     model.summary(print_fn=lines.append)
     assert "4,000" in lines[0] and "Total parameters: 6,000 (and 2,000 non-trainable state values)" in lines[0]
+
+
+def test_the_fused_kernels_compile_once_and_later_processes_load_them_from_disk(tmp_path):
+    """Rough edge 6: the first epoch paid for compiling. numba writes the machine code to its cache
+    the first time; a second process finds every kernel it runs there and compiles none."""
+    pytest.importorskip("numba")
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import json
+        import numpy, xpann
+        from xpann.backend import _fused
+        x = numpy.random.default_rng(0).normal(size=(64, 5)).astype("float32")
+        y = (x[:, 0] > 0).astype(int)
+        model = xpann.Sequential([xpann.layers.Dense(8, activation="relu"), xpann.layers.Dense(2, activation="softmax")],
+                                 input_dim=5, seed=0)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+        used = {name: kernel.stats for name, kernel in _fused._load().items() if kernel.signatures}
+        print(json.dumps({name: [sum(s.cache_hits.values()), sum(s.cache_misses.values())]
+                          for name, s in used.items()}))
+    """)
+    environment = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "XPANN_FUSED": "1"}
+    runs = [json.loads(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                                      env=environment, timeout=300).stdout) for _ in range(2)]
+    first, second = runs
+    assert "adam" in first and all(misses > 0 for _, misses in first.values())  # compiled, then cached
+    assert second.keys() == first.keys()
+    assert all(hits > 0 and misses == 0 for hits, misses in second.values()), second  # loaded, nothing compiled
+    assert any((tmp_path / "cache").rglob("*.nbi"))
