@@ -77,6 +77,8 @@ def _class_weights(ctx, param, value):
               help="auto: classification for a text, true/false or whole-number target with few values.")
 @click.option("--drop", metavar="COL[,COL]", multiple=True, callback=_names,
               help="Columns to leave out of the features.")
+@click.option("--categorical", metavar="COL[,COL]", multiple=True, callback=_names,
+              help="Columns to encode as categories even where they hold numbers (codes, IDs).")
 @click.option("--keep", metavar="COL[,COL]", multiple=True, callback=_names,
               help="Columns to use even if they look like IDs (text with a different value in every row, or "
                    "whole numbers 1, 2, 3, ... under an ID-like name such as id, *_id, index, row, key), which "
@@ -121,7 +123,7 @@ def _class_weights(ctx, param, value):
                                                          "features: a row's loss counts that many times.")
 @click.option("--class-weight", metavar="balanced|LABEL=W,...", callback=_class_weights,
               help="Weight each class's rows: 'balanced' (n / (classes x class count)) or LABEL=WEIGHT pairs.")
-def train(data_file, target, dataset, task, drop, keep, hidden, activation, initializer, optimizer, lr, lr_schedule,
+def train(data_file, target, dataset, task, drop, categorical, keep, hidden, activation, initializer, optimizer, lr, lr_schedule,
           weight_decay, dropout, label_smoothing, scaling, epochs, batch_size, val_split, patience, backend, seed, out, plot, sample_weight, class_weight):
     """Train a model on DATA.csv (or a bundled data set).
 
@@ -132,12 +134,12 @@ def train(data_file, target, dataset, task, drop, keep, hidden, activation, init
     training rows and saved in the model.
     """
     with data.outliving_the_reader():  # | head must not cost the model: finish and save
-        _train(data_file, target, dataset, task, drop, keep, hidden, activation, initializer, optimizer, lr, lr_schedule,
+        _train(data_file, target, dataset, task, drop, categorical, keep, hidden, activation, initializer, optimizer, lr, lr_schedule,
                weight_decay, dropout, label_smoothing, scaling, epochs, batch_size, val_split, patience, backend, seed, out, plot, sample_weight,
                class_weight)
 
 
-def _train(data_file, target, dataset, task, drop, keep, hidden, activation, initializer, optimizer, lr, lr_schedule,
+def _train(data_file, target, dataset, task, drop, categorical, keep, hidden, activation, initializer, optimizer, lr, lr_schedule,
            weight_decay, dropout, label_smoothing, scaling, epochs, batch_size, val_split, patience, backend, seed, out, plot, sample_weight, class_weight):
     if patience is not None and val_split == 0:
         raise click.BadParameter("--patience watches the validation loss; give --val-split > 0.",
@@ -153,7 +155,7 @@ def _train(data_file, target, dataset, task, drop, keep, hidden, activation, ini
         pyplot = options.plotting(plot)
         data.check_output(plot, {"training data": path, "model file (--out)": out}, "plot", option="--plot")
     pipeline = CommandLineModel(
-        target=target, task=task, drop=drop, keep=keep, hidden=hidden, activation=activation, init=initializer,
+        target=target, task=task, drop=drop, keep=keep, categorical=categorical, hidden=hidden, activation=activation, init=initializer,
         optimizer=optimizer, lr=lr, lr_schedule=lr_schedule, weight_decay=weight_decay, dropout=dropout,
         label_smoothing=label_smoothing, scaling=scaling,
         epochs="auto" if epochs is None else epochs, batch_size=batch_size,

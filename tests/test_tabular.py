@@ -318,3 +318,24 @@ def test_scaling_and_label_smoothing_reach_the_preprocessing_and_the_loss_from_p
         TabularModel(target="band", scaling="minmax")
     with pytest.raises(ValueError, match="label_smoothing must be a fraction in"):
         TabularModel(target="band", label_smoothing=1.0)
+
+
+def test_columns_of_numbers_named_categorical_are_encoded_as_categories_from_python_and_the_cli(tmp_path):
+    rng = numpy.random.default_rng(0)
+    shop = rng.integers(100, 140, 300)  # 40 shop codes: numbers that mean nothing as numbers
+    frame = pandas.DataFrame({"shop": shop, "x": rng.normal(size=300), "zone": rng.integers(1, 4, 300)})
+    frame["y"] = frame["x"] + (shop % 5) - 2 * (frame["zone"] == 2)
+    path = tmp_path / "shops.csv"
+    frame.to_csv(path, index=False)
+    plain = TabularModel(target="y", epochs=2, verbose=0).fit(frame)
+    assert [spec["kind"] for spec in plain.preprocessor.columns] == ["numeric", "numeric", "numeric"]
+    model = TabularModel(target="y", categorical=("shop", "zone"), epochs=2, verbose=0).fit(frame)
+    kinds = {spec["name"]: spec["kind"] for spec in model.preprocessor.columns}
+    assert kinds == {"shop": "coded", "x": "numeric", "zone": "categorical"}
+    assert model.preprocessor.output_names[-3:] == ["zone=1", "zone=2", "zone=3"]
+    new = frame.head(5).drop(columns=["y"]).astype({"shop": str, "zone": float})  # "101", 2.0: the same keys
+    numpy.testing.assert_array_equal(model.transform(new), model.transform(frame.head(5)))
+    run("train", path, "--target", "y", "--categorical", "shop,zone", "--epochs", 2, "--out", tmp_path / "m.npz")
+    assert_weights_equal(load(tmp_path / "m.npz").model.get_weights(), model.model.get_weights())
+    with pytest.raises(ValueError, match="categorical: Column 'shop_id' is not in the data.*Did you mean 'shop'"):
+        TabularModel(target="y", categorical="shop_id", verbose=0).fit(frame)

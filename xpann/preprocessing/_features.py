@@ -112,19 +112,20 @@ class TabularPreprocessor:
     def fitted(self):
         return self.columns is not None
 
-    def fit(self, frame, columns=None, drop=(), keep=(), ids=None):
+    def fit(self, frame, columns=None, drop=(), keep=(), ids=None, categorical=()):
         """Learn from the rows of ``frame`` (a pandas DataFrame); ``columns`` defaults to all.
 
         ``drop``: columns to leave out ("dropped on request"). ``keep``: columns never dropped as
         IDs. ``ids``: {column: reason} of ID columns found beforehand with ``id_columns`` (on all
-        the rows, before a split); by default they are looked for in ``frame``.
+        the rows, before a split); by default they are looked for in ``frame``. ``categorical``:
+        columns encoded as categories even where their values are numbers (codes, IDs kept).
         """
         columns = list(frame.columns if columns is None else columns)
         absent = [c for c in columns if c not in frame.columns]
         if absent:
             raise ValueError(f"No column {_shown(absent)} in the data; its columns are "
                              f"{', '.join(map(str, frame.columns))}.")
-        for names, verb in ((drop, "drop"), (keep, "keep")):
+        for names, verb in ((drop, "drop"), (keep, "keep"), (categorical, "encode as categories")):
             absent = [c for c in names if c not in columns]
             if absent:
                 raise ValueError(f"Cannot {verb} column {_shown(absent)}: not a feature column; the feature "
@@ -152,7 +153,8 @@ class TabularPreprocessor:
             if name in ids and name not in keep:
                 dropped[name] = ids[name]
                 continue
-            kind, parsed = ("categorical", None) if _is_category_dtype(series) else _kind(series)
+            declared = name in categorical or _is_category_dtype(series)
+            kind, parsed = ("categorical", None) if declared else _kind(series)
             if kind == "categorical":
                 spec, reason = self._fit_categorical(name, present)
             else:

@@ -39,12 +39,12 @@ class TabularModel:
     def __init__(self, target, task="auto", drop=(), keep=(), hidden=(64, 32), activation="relu",
                  init="he_normal", optimizer="adam", lr=1e-3, epochs="auto", batch_size=32, val_split=0.2,
                  patience=None, class_weight=None, seed=0, backend=None, verbose=1, weight_decay=1e-4, dropout=0.1,
-                 lr_schedule="constant", label_smoothing=0.0, scaling="robust"):
+                 lr_schedule="constant", label_smoothing=0.0, scaling="robust", categorical=()):
         if target is None or (isinstance(target, str) and not target.strip()):
             raise ValueError("target must name the column to predict.")
         self.target = target
         self.options = _options.checked({
-            "task": task, "drop": drop, "keep": keep, "hidden": hidden, "activation": activation, "init": init,
+            "task": task, "drop": drop, "keep": keep, "categorical": categorical, "hidden": hidden, "activation": activation, "init": init,
             "optimizer": optimizer, "lr": lr, "lr_schedule": lr_schedule, "weight_decay": weight_decay,
             "dropout": dropout, "label_smoothing": label_smoothing, "scaling": scaling, "epochs": epochs,
             "batch_size": batch_size, "val_split": val_split,
@@ -81,7 +81,7 @@ class TabularModel:
         """How messages name an option (the CLI says ``--keep id`` where Python says ``keep=['id']``)."""
         if value is None:
             return name
-        return f"{name}={[value] if name in ('drop', 'keep') else value!r}"
+        return f"{name}={[value] if name in ('drop', 'keep', 'categorical') else value!r}"
 
     # ----- fit ----------------------------------------------------------------------------
 
@@ -290,7 +290,7 @@ class TabularModel:
             with warnings.catch_warnings():  # the pass over all rows below reports each column's odd cells once
                 warnings.simplefilter("ignore", preprocessing.PreprocessingWarning)
                 preprocessor = preprocessing.TabularPreprocessor(scaling=o["scaling"]).fit(
-                    training, features, drop=o["drop"], keep=o["keep"], ids=ids)
+                    training, features, drop=o["drop"], keep=o["keep"], ids=ids, categorical=o["categorical"])
             # one pass over every row, so each column's odd cells are reported once; a category
             # unseen in training can only be in the validation rows
             x_all = preprocessor.transform(frame, warn_truncated=False, new_rows="validation")
@@ -320,7 +320,7 @@ class TabularModel:
             self._require_column(frame, weight_column, "Sample-weight column")
             if weight_column == self.target:
                 raise ValueError(f"The sample-weight column {weight_column!r} is the target column.")
-        for option in ("drop", "keep"):
+        for option in ("drop", "keep", "categorical"):
             for name in o[option]:
                 if name == self.target:
                     raise ValueError(f"{self._option(option)}: {name!r} is the target column.")

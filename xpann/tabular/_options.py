@@ -8,7 +8,7 @@ from ..preprocessing._features import SCALINGS
 
 TASKS = ("auto", "classification", "regression")
 SCHEDULES = ("constant", "cosine")  # cosine: lr * (1 + cos(pi * step / steps)) / 2 over the planned steps
-DEFAULTS = {"task": "auto", "drop": (), "keep": (), "hidden": (64, 32), "activation": "relu", "init": "he_normal",
+DEFAULTS = {"task": "auto", "drop": (), "keep": (), "categorical": (), "hidden": (64, 32), "activation": "relu", "init": "he_normal",
             "optimizer": "adam", "lr": 1e-3, "lr_schedule": "constant", "weight_decay": 1e-4, "dropout": 0.1,
             "label_smoothing": 0.0, "scaling": "robust",
             "epochs": "auto", "batch_size": 32,
@@ -56,6 +56,7 @@ def checked(options):
     if o["task"] not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {o['task']!r}.")
     o["drop"], o["keep"] = _names("drop", o["drop"]), _names("keep", o["keep"])
+    o["categorical"] = _names("categorical", o["categorical"])
     both = [name for name in o["drop"] if name in o["keep"]]
     if both:
         raise ValueError(f"Column {both[0]!r} is given to both drop and keep; choose one.")
