@@ -49,6 +49,7 @@ VARIANTS = {
     "dropout 0.2": {"dropout": 0.2},
     "lr 3e-3": {"lr": 3e-3},
     "batch 64": {"batch_size": 64},
+    "one-hot up to 4096 categories": {"one_hot_max": 4096},
 }
 PREPROCESSING = ("one_hot_max", "missing", "scaling")  # TabularPreprocessor's arguments, in order
 PATCHES = {"embedding_width", "feature_scale", *PREPROCESSING}  # not TabularModel options: patched in
