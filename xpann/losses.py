@@ -72,6 +72,12 @@ def _weighted(backend, per_sample, sample_weight):
     return loss, grad * scale
 
 
+def _mean(per_sample):
+    """The unweighted batch loss and its gradient from per-sample losses and their row gradients."""
+    values, grad = per_sample
+    return values.mean(), grad * (1.0 / max(values.shape[0], 1))
+
+
 def _row_mean(r):
     """Each row's mean over the outputs (a 1-D r is one output per sample)."""
     return r.reshape(r.shape[0], -1).mean(axis=1)
@@ -188,8 +194,11 @@ class _CrossEntropy(Loss):
         """The targets the loss compares with: y (1 - ls) + ls / K for dense targets."""
         if not self.label_smoothing:
             return y_true
-        classes = 2 if isinstance(self, BinaryCrossentropy) else y_true.shape[-1]
-        return y_true * (1 - self.label_smoothing) + self.label_smoothing / classes
+        return y_true * (1 - self.label_smoothing) + self.label_smoothing / self._classes(y_true)
+
+    def _classes(self, y_true):
+        """K of the smoothing: one class per output."""
+        return y_true.shape[-1]
 
     def get_config(self):
         config = {"from_logits": self.from_logits}
@@ -214,6 +223,9 @@ class BinaryCrossentropy(_CrossEntropy):
 
     name = "binary_crossentropy"
     output_activation = activations.Sigmoid
+
+    def _classes(self, y_true):
+        return 2  # each output is a yes/no
 
     def probabilities_value_and_grad(self, backend, y_true, y_pred):
         xp = backend.xp
@@ -290,8 +302,7 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
     def probabilities_value_and_grad(self, backend, y_true, y_pred):
         xp = backend.xp
         if self.label_smoothing:
-            values, grad = self.per_sample(backend, y_true, y_pred)
-            return values.mean(), grad * (1.0 / max(values.shape[0], 1))
+            return _mean(self.per_sample(backend, y_true, y_pred))
         n = y_pred.shape[0]
         rows = xp.arange(n)
         p_label = y_pred[rows, y_true]
@@ -339,8 +350,7 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
         ``logits_per_sample``."""
         xp = backend.xp
         if self.label_smoothing:
-            values, grad = self.logits_per_sample(backend, y_true, logits)
-            return values.mean(), grad * (1.0 / max(values.shape[0], 1))
+            return _mean(self.logits_per_sample(backend, y_true, logits))
         space = self._space(backend, logits) if reuse else _SoftmaxSpace(backend, logits)
         if space.kernel is not None and space.kernel(logits, y_true, space.grad, space.per_sample):  # one pass
             return xp.dot(space.per_sample, space.weights), space.grad

@@ -166,17 +166,14 @@ class R2Score(Metric):
         shifts = world.allgather(None if self._shift is None else backend.to_numpy(self._shift).tolist(),
                                  what="the gather of the r2 metric's shifts")
         shift = next((value for value in shifts if value is not None), None)
-        if shift is None or self._sums is None:  # no rank had rows, or this one ran no batch
-            self._shift = self._shift if shift is None else xp.asarray(shift, dtype="float64")
-            super().reduce(world, backend)
-            return
-        s0 = xp.asarray(shift, dtype="float64")
-        if self._shift is None:
+        if shift is not None:
+            s0 = xp.asarray(shift, dtype="float64")
+            if self._shift is not None:  # a rank without rows has sums of 0: nothing to move
+                move = self._shift - s0
+                residuals, total, total_sq = self._sums
+                self._sums = [residuals, total + self._count * move,
+                              total_sq + 2 * move * total + self._count * move * move]
             self._shift = s0
-        move = self._shift - s0
-        residuals, total, total_sq = self._sums
-        self._sums = [residuals, total + self._count * move, total_sq + 2 * move * total + self._count * move * move]
-        self._shift = s0
         super().reduce(world, backend)
 
     def combine(self, sums, count):

@@ -194,7 +194,7 @@ class TabularModel:
         optimizer = type(optimizers.get(o["optimizer"]))(learning_rate=rate, weight_decay=o["weight_decay"])
         loss = encoder.loss
         if encoder.task == "classification" and o["label_smoothing"]:
-            loss = losses.get(loss).__class__(label_smoothing=o["label_smoothing"])
+            loss = type(losses.get(loss))(label_smoothing=o["label_smoothing"])
         model.compile(optimizer=optimizer, loss=loss,
                       metrics=["accuracy"] if encoder.task == "classification" else ["mae", "rmse", "r2"])
         return model

@@ -32,6 +32,13 @@ def _whole(name, value, minimum):
     return int(value)
 
 
+def _fraction(name, value, zero="none"):
+    """A float in [0, 1); a ValueError saying what 0 means otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be a fraction in [0, 1) (0 for {zero}), got {value!r}.")
+    return float(value)
+
+
 def _names(name, value):
     """A tuple of column names; one name alone (a string) is a tuple of one."""
     if isinstance(value, str):
@@ -78,14 +85,8 @@ def checked(options):
     if isinstance(decay, bool) or not isinstance(decay, numbers.Real) or not (math.isfinite(decay) and decay >= 0):
         raise ValueError(f"weight_decay must be a finite number >= 0 (e.g. 1e-4), got {decay!r}.")
     o["weight_decay"] = float(decay)
-    rate = o["dropout"]
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
-        raise ValueError(f"dropout must be a fraction in [0, 1) (0 for none), got {rate!r}.")
-    o["dropout"] = float(rate)
-    smoothing = o["label_smoothing"]
-    if isinstance(smoothing, bool) or not isinstance(smoothing, numbers.Real) or not 0 <= smoothing < 1:
-        raise ValueError(f"label_smoothing must be a fraction in [0, 1) (0 for none), got {smoothing!r}.")
-    o["label_smoothing"] = float(smoothing)
+    o["dropout"] = _fraction("dropout", o["dropout"])
+    o["label_smoothing"] = _fraction("label_smoothing", o["label_smoothing"])
     if o["scaling"] not in SCALINGS:
         raise ValueError(f"scaling must be one of {', '.join(SCALINGS)}, got {o['scaling']!r}.")
     if o["epochs"] not in ("auto", "cv"):
@@ -93,10 +94,7 @@ def checked(options):
             raise ValueError(f"epochs must be 'auto', 'cv' or a whole number >= 1, got {o['epochs']!r}.")
         o["epochs"] = _whole("epochs", o["epochs"], 1)
     o["batch_size"] = _whole("batch_size", o["batch_size"], 1)
-    split = o["val_split"]
-    if isinstance(split, bool) or not isinstance(split, numbers.Real) or not 0 <= split < 1:
-        raise ValueError(f"val_split must be a fraction in [0, 1) (0 for no validation), got {split!r}.")
-    o["val_split"] = float(split)
+    o["val_split"] = _fraction("val_split", o["val_split"], zero="no validation")
     if o["patience"] is not None:
         o["patience"] = _whole("patience", o["patience"], 0)
         if o["val_split"] == 0:
